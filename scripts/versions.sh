@@ -1,0 +1,11 @@
+# Pinned versions of the real services kvdr is tested against. Sourced by the other scripts.
+# etcd comes from Debian (bookworm ships 3.4.23); MinIO and Consul are built from their Go modules.
+KVDR_ETCD_DEB_VERSION="3.4.23-4+b4"
+# MinIO stopped tagging semver releases; the Go module proxy serves commits as pseudo-versions.
+KVDR_MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
+# 1.20.1 is the newest release whose in-tree modules (api, sdk, proto-public, envoyextensions,
+# troubleshoot) and dependencies are all in the checksum database; 1.20.6+ need an unlisted consul-awsauth.
+KVDR_CONSUL_VERSION="v1.20.1"
+# Where built binaries are cached, outside any clone, so a second install is instant.
+KVDR_CACHE_DIR="${KVDR_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kvdr}"
+KVDR_BIN_DIR="$KVDR_CACHE_DIR/bin"

@@ -1,0 +1,137 @@
+import { z } from 'zod';
+import { validate as isValidCron } from 'node-cron';
+
+export const SOURCE_TYPES = ['etcd', 'consul'] as const;
+export const JOB_KINDS = ['etcd-snapshot', 'etcd-export', 'consul-snapshot', 'consul-export', 'px-dumps'] as const;
+export type JobKind = (typeof JOB_KINDS)[number];
+
+const name = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'must be 1-63 characters of a-z, 0-9, ".", "_" or "-", starting with a letter or digit');
+
+const tls = z.strictObject({
+  /** Path to a PEM CA bundle. */
+  ca: z.string().min(1).optional(),
+  /** Path to a PEM client certificate. */
+  cert: z.string().min(1).optional(),
+  /** Path to the PEM key of the client certificate. */
+  key: z.string().min(1).optional(),
+});
+
+const sourceEndpoint = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
+
+export const sourceSchema = z.strictObject({
+  name,
+  type: z.enum(SOURCE_TYPES),
+  endpoints: z.array(sourceEndpoint).min(1, 'list at least one endpoint'),
+  clusterId: z.string().min(1).optional(),
+  /** Scope of backups; defaults to `pwx/<clusterId>/` when clusterId is set, else the whole keyspace. */
+  prefix: z.string().optional(),
+  region: z.string().min(1).optional(),
+  auth: z.strictObject({ username: z.string().min(1), password: z.string() }).optional(),
+  tls: tls.optional(),
+  /** Consul ACL token; defaults to CONSUL_HTTP_TOKEN. */
+  token: z.string().optional(),
+  /** Consul datacenter. */
+  datacenter: z.string().min(1).optional(),
+});
+
+const s3Repository = z.strictObject({
+  name,
+  type: z.literal('s3'),
+  bucket: z.string().min(3, 'bucket names are at least 3 characters'),
+  region: z.string().min(1),
+  endpoint: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+  forcePathStyle: z.boolean().default(false),
+  prefix: z.string().default(''),
+  storageClass: z.string().min(1).optional(),
+  sse: z
+    .strictObject({ mode: z.enum(['AES256', 'aws:kms']), kmsKeyId: z.string().min(1).optional() })
+    .refine((s) => s.mode === 'aws:kms' || s.kmsKeyId === undefined, {
+      message: 'kmsKeyId is only meaningful with mode aws:kms',
+      path: ['kmsKeyId'],
+    })
+    .optional(),
+  objectLock: z
+    .strictObject({ mode: z.enum(['GOVERNANCE', 'COMPLIANCE']), days: z.number().int().positive() })
+    .optional(),
+  /** Static credentials; omit to use the AWS SDK default provider chain. */
+  credentials: z
+    .strictObject({ accessKeyId: z.string().min(1), secretAccessKey: z.string().min(1), sessionToken: z.string().optional() })
+    .optional(),
+  /** Multipart part size in MiB (S3 allows 5..5120). */
+  partSizeMiB: z.number().int().min(5).max(5120).default(16),
+  /** Parts uploaded in parallel. */
+  queueSize: z.number().int().min(1).max(64).default(4),
+});
+
+const fsRepository = z.strictObject({
+  name,
+  type: z.literal('fs'),
+  path: z.string().min(1),
+});
+
+export const repositorySchema = z.discriminatedUnion('type', [s3Repository, fsRepository]);
+
+export const retentionSchema = z.strictObject({
+  keepLast: z.number().int().min(1).default(24),
+  daily: z.number().int().min(0).default(7),
+  weekly: z.number().int().min(0).default(4),
+  monthly: z.number().int().min(0).default(12),
+  minDays: z.number().int().min(0).default(35),
+});
+
+export const jobSchema = z.strictObject({
+  name,
+  source: z.string().min(1),
+  kind: z.enum(JOB_KINDS),
+  schedule: z.string().refine((s) => isValidCron(s), 'not a valid cron expression (5 fields, or 6 with seconds)'),
+  timezone: z.string().min(1).default('UTC'),
+  repository: z.string().min(1),
+  compression: z.enum(['gzip', 'none']).default('gzip'),
+  retention: retentionSchema.prefault({}),
+  timeoutMinutes: z.number().positive().default(60),
+  retries: z.number().int().min(0).default(3),
+});
+
+export const configSchema = z.strictObject({
+  sources: z.array(sourceSchema).default([]),
+  repositories: z.array(repositorySchema).min(1, 'define at least one repository'),
+  jobs: z.array(jobSchema).default([]),
+  pxDumps: z
+    .strictObject({
+      dirs: z.array(z.string().min(1)).default(['/var/cores/kvdb_dump']),
+      node: z.string().optional(),
+      clusterId: z.string().min(1).optional(),
+    })
+    .prefault({}),
+  service: z
+    .strictObject({
+      listen: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port').default('127.0.0.1:9464'),
+      leaderElection: z
+        .strictObject({
+          backend: z.enum(SOURCE_TYPES),
+          source: z.string().min(1),
+          key: z.string().min(1).default('kvdr/leader'),
+          ttlSeconds: z.number().int().min(5).default(15),
+        })
+        .optional(),
+    })
+    .prefault({}),
+  audit: z
+    .strictObject({
+      /** Repository that holds the audit trail; defaults to the first one. */
+      repository: z.string().min(1).optional(),
+      rpoMinutes: z.number().positive().default(60),
+      restoreTestMaxAgeDays: z.number().positive().default(30),
+    })
+    .prefault({}),
+});
+
+export type KvdrConfig = z.infer<typeof configSchema>;
+export type SourceConfig = z.infer<typeof sourceSchema>;
+export type RepositoryConfig = z.infer<typeof repositorySchema>;
+export type S3RepositoryConfig = Extract<RepositoryConfig, { type: 's3' }>;
+export type FsRepositoryConfig = Extract<RepositoryConfig, { type: 'fs' }>;
+export type JobConfig = z.infer<typeof jobSchema>;
+export type RetentionConfig = z.infer<typeof retentionSchema>;

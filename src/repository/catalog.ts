@@ -1,0 +1,57 @@
+import { IntegrityError } from '../util/errors.js';
+import { readAll } from '../util/streams.js';
+import { MANIFESTS, parseManifestKey } from './layout.js';
+import { manifestSchema, type Manifest } from './manifest.js';
+import type { ObjectStore } from './object-store.js';
+
+export interface CatalogFilter {
+  job?: string;
+  kind?: string;
+}
+
+/**
+ * The backups a repository holds, rebuilt from a listing of its manifests every time: there is no
+ * index to fall out of step with the objects. Sorted oldest first.
+ */
+export async function readCatalog(store: ObjectStore, filter: CatalogFilter = {}): Promise<Manifest[]> {
+  const prefix = filter.job ? `${MANIFESTS}${filter.job}/` : MANIFESTS;
+  const keys: string[] = [];
+  for await (const info of store.list(prefix)) {
+    if (parseManifestKey(info.key)) keys.push(info.key);
+  }
+  const manifests = await mapLimited(keys, 16, (key) => readManifest(store, key));
+  return manifests
+    .filter((m) => filter.kind === undefined || m.kind === filter.kind)
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+export async function readManifest(store: ObjectStore, key: string): Promise<Manifest> {
+  const text = (await readAll(await store.get(key))).toString('utf8');
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new IntegrityError(`${store.location}: manifest ${key} is not valid JSON; the repository may be damaged`);
+  }
+  const parsed = manifestSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new IntegrityError(
+      `${store.location}: manifest ${key} is not a kvdr manifest (${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'})`,
+    );
+  }
+  return parsed.data;
+}
+
+async function mapLimited<T, R>(items: readonly T[], width: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
+  return out;
+}

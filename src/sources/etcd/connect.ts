@@ -1,0 +1,42 @@
+import { Etcd3, type IOptions } from 'etcd3';
+import type { SourceConfig } from '../../config/schema.js';
+import { readPem } from '../../util/read-pem.js';
+
+export type EtcdConnection = Pick<SourceConfig, 'endpoints' | 'auth' | 'tls'>;
+
+/**
+ * An etcd3 client for a source or restore target: several endpoints, TLS with client certificates,
+ * username/password. Credentials default to the etcdctl environment (ETCDCTL_USER, ETCDCTL_CACERT, ...)
+ * so an operator's existing shell setup works unchanged.
+ */
+export function connectEtcd(connection: EtcdConnection, env: NodeJS.ProcessEnv = process.env): Etcd3 {
+  const options: IOptions = { hosts: connection.endpoints, dialTimeout: 5_000 };
+  const auth = connection.auth ?? authFromEnv(env);
+  if (auth) options.auth = { username: auth.username, password: auth.password };
+  const tls = connection.tls ?? tlsFromEnv(env);
+  if (tls && (tls.ca || tls.cert || tls.key)) {
+    options.credentials = {
+      rootCertificate: readPem(tls.ca, 'tls.ca') ?? Buffer.alloc(0),
+      ...(tls.cert ? { certChain: readPem(tls.cert, 'tls.cert') as Buffer } : {}),
+      ...(tls.key ? { privateKey: readPem(tls.key, 'tls.key') as Buffer } : {}),
+    };
+  }
+  return new Etcd3(options);
+}
+
+function authFromEnv(env: NodeJS.ProcessEnv): { username: string; password: string } | undefined {
+  const user = env['ETCDCTL_USER'];
+  if (!user) return undefined;
+  // etcdctl accepts "user:password" in ETCDCTL_USER, or ETCDCTL_PASSWORD beside it.
+  const colon = user.indexOf(':');
+  if (colon >= 0) return { username: user.slice(0, colon), password: user.slice(colon + 1) };
+  return { username: user, password: env['ETCDCTL_PASSWORD'] ?? '' };
+}
+
+function tlsFromEnv(env: NodeJS.ProcessEnv): EtcdConnection['tls'] {
+  const ca = env['ETCDCTL_CACERT'];
+  const cert = env['ETCDCTL_CERT'];
+  const key = env['ETCDCTL_KEY'];
+  if (!ca && !cert && !key) return undefined;
+  return { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
+}

@@ -1,0 +1,84 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { S3Store } from '../../src/repository/s3-store.js';
+import { RepositoryError } from '../../src/util/errors.js';
+import { createTestBucket, type TestBucket } from '../harness/minio.js';
+import { requireEnv } from '../harness/namespace.js';
+import { readAll } from '../../src/util/streams.js';
+
+describe('S3 store: encryption, object lock and failures (MinIO)', () => {
+  const buckets: TestBucket[] = [];
+  const stores: S3Store[] = [];
+  afterEach(async () => {
+    for (const store of stores.splice(0)) await store.close();
+    for (const bucket of buckets.splice(0)) await bucket.remove();
+  });
+
+  async function bucketFor(label: string, options?: { objectLock?: boolean }): Promise<TestBucket> {
+    const bucket = await createTestBucket(label, options);
+    buckets.push(bucket);
+    return bucket;
+  }
+  function track(store: S3Store): S3Store {
+    stores.push(store);
+    return store;
+  }
+
+  it('applies SSE-S3 and reports it as S3 stored it', async () => {
+    const bucket = await bucketFor('sse-s3');
+    const store = track(new S3Store(bucket.repository({ sse: { mode: 'AES256' } })));
+    const put = await store.put('x', Buffer.from('secret'));
+    expect(put.sse).toEqual({ mode: 'AES256' });
+    expect((await readAll(await store.get('x'))).toString()).toBe('secret');
+  });
+
+  it('applies SSE-KMS with the configured key and records the key id', async () => {
+    const bucket = await bucketFor('sse-kms');
+    const keyId = requireEnv('KVDR_S3_KMS_KEY_ID');
+    const store = track(new S3Store(bucket.repository({ sse: { mode: 'aws:kms', kmsKeyId: keyId } })));
+    const put = await store.put('x', Buffer.from('secret'));
+    expect(put.sse?.mode).toBe('aws:kms');
+    expect(put.sse?.kmsKeyId).toContain(keyId);
+  });
+
+  it('writes object-lock retention, streams multipart under it, and reports retain-until and version', async () => {
+    const bucket = await bucketFor('lock', { objectLock: true });
+    const store = track(new S3Store(bucket.repository({ objectLock: { mode: 'GOVERNANCE', days: 2 } })));
+    const before = Date.now();
+    const big = Buffer.alloc(11 * 1024 * 1024, 7); // three 5 MiB parts
+    const put = await store.put('locked.bin', big);
+    expect(put.size).toBe(big.length);
+    expect(put.versionId).toBeTruthy();
+    expect(put.etag).toMatch(/-3"?$/); // a multipart ETag names its part count
+    expect(put.objectLock?.mode).toBe('GOVERNANCE');
+    const until = put.objectLock?.retainUntil.getTime() ?? 0;
+    expect(until).toBeGreaterThanOrEqual(before + 2 * 86_400_000 - 5_000);
+    expect(until).toBeLessThanOrEqual(Date.now() + 2 * 86_400_000 + 5_000);
+  });
+
+  it('keeps the repository prefix out of the keys it returns', async () => {
+    const bucket = await bucketFor('prefix');
+    const store = track(new S3Store(bucket.repository({ prefix: 'prod/eu' })));
+    await store.put('manifests/j/1.json', Buffer.from('{}'));
+    const keys: string[] = [];
+    for await (const info of store.list('manifests/')) keys.push(info.key);
+    expect(keys).toEqual(['manifests/j/1.json']);
+    expect(store.location).toContain('/prod/eu/');
+  });
+
+  it('names an unreachable endpoint in one line', async () => {
+    const bucket = await bucketFor('unreachable');
+    const store = track(new S3Store({ ...bucket.repository({ endpoint: 'http://127.0.0.1:9' }), maxAttempts: 1 }));
+    const err = await store.put('x', Buffer.from('x')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RepositoryError);
+    expect((err as Error).message).toMatch(/cannot reach the S3 endpoint \(ECONNREFUSED\)/);
+    expect((err as Error).message).not.toContain('\n');
+  });
+
+  it('says the credentials were rejected', async () => {
+    const bucket = await bucketFor('badcreds');
+    const store = track(
+      new S3Store(bucket.repository({ credentials: { accessKeyId: 'nobody', secretAccessKey: 'wrong-secret-key' } })),
+    );
+    await expect(store.head('x')).rejects.toThrow(/credentials were rejected|access denied/);
+  });
+});
