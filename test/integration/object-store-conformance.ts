@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ObjectExistsError, ObjectNotFoundError } from '../../src/util/errors.js';
 import type { ObjectStore } from '../../src/repository/object-store.js';
+import { readAll } from '../../src/util/streams.js';
 
 export interface StoreUnderTest {
   store: ObjectStore;
@@ -131,12 +132,6 @@ export async function sha256Of(stream: Readable): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of stream) hash.update(chunk as Buffer);
   return hash.digest('hex');
-}
-
-export async function readAll(stream: Readable): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const chunk of stream) parts.push(chunk as Buffer);
-  return Buffer.concat(parts);
 }
 
 async function keys(store: ObjectStore, prefix: string): Promise<string[]> {
