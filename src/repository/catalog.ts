@@ -1,7 +1,6 @@
-import { IntegrityError } from '../util/errors.js';
-import { readAll } from '../util/streams.js';
 import { MANIFESTS, parseManifestKey } from './layout.js';
-import { manifestSchema, type Manifest } from './manifest.js';
+import type { Manifest } from './manifest.js';
+import { readManifest } from './manifest-store.js';
 import type { ObjectStore } from './object-store.js';
 
 export interface CatalogFilter {
@@ -23,24 +22,6 @@ export async function readCatalog(store: ObjectStore, filter: CatalogFilter = {}
   return manifests
     .filter((m) => filter.kind === undefined || m.kind === filter.kind)
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-}
-
-export async function readManifest(store: ObjectStore, key: string): Promise<Manifest> {
-  const text = (await readAll(await store.get(key))).toString('utf8');
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new IntegrityError(`${store.location}: manifest ${key} is not valid JSON; the repository may be damaged`);
-  }
-  const parsed = manifestSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new IntegrityError(
-      `${store.location}: manifest ${key} is not a kvdr manifest (${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'})`,
-    );
-  }
-  return parsed.data;
 }
 
 async function mapLimited<T, R>(items: readonly T[], width: number, fn: (item: T) => Promise<R>): Promise<R[]> {

@@ -10,7 +10,13 @@ export type EtcdConnection = Pick<SourceConfig, 'endpoints' | 'auth' | 'tls'>;
  * so an operator's existing shell setup works unchanged.
  */
 export function connectEtcd(connection: EtcdConnection, env: NodeJS.ProcessEnv = process.env): Etcd3 {
-  const options: IOptions = { hosts: connection.endpoints, dialTimeout: 5_000 };
+  const options: IOptions = {
+    hosts: connection.endpoints,
+    dialTimeout: 5_000,
+    // Range pages and snapshot chunks can exceed gRPC's 4 MiB default; 64 MiB bounds one page in memory
+    // (readRange halves its page size when a page would be larger).
+    grpcOptions: { 'grpc.max_receive_message_length': 64 * 1024 * 1024 },
+  };
   const auth = connection.auth ?? authFromEnv(env);
   if (auth) options.auth = { username: auth.username, password: auth.password };
   const tls = connection.tls ?? tlsFromEnv(env);

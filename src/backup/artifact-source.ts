@@ -1,0 +1,20 @@
+import type { Readable } from 'node:stream';
+
+/** Facts about an artifact that are known only once its bytes have all been read. */
+export interface ArtifactFacts {
+  revision?: number;
+  raftIndex?: number;
+  records?: number;
+  details: Record<string, unknown>;
+}
+
+/** A backup kind's producer: the bytes to store and what they turned out to contain. */
+export interface ArtifactSource {
+  /** Extension of the uncompressed artifact: `.db`, `.ndjson`, `.snap`, `.json`. */
+  extension: string;
+  bytes: Readable;
+  /** Maps a failure of this source (connection, auth, stream) to a one-line user-facing error. */
+  describeError(err: unknown): Error;
+  facts(): ArtifactFacts;
+  close(): Promise<void>;
+}

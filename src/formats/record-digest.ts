@@ -1,0 +1,35 @@
+import { createHash, type Hash } from 'node:crypto';
+
+/**
+ * A digest of a set of key/value pairs that does not depend on the format they travel in: sha256 over
+ * `u32be(len(key)) key u32be(len(value)) value` for each pair in ascending byte order of key. An export's
+ * trailer carries it, and a restore recomputes it from the target to prove what was written.
+ */
+export class RecordDigest {
+  private readonly hash: Hash = createHash('sha256');
+  private previous: Buffer | undefined;
+  private count = 0;
+
+  add(key: Buffer, value: Buffer): void {
+    if (this.previous && Buffer.compare(this.previous, key) >= 0) {
+      throw new Error(`RecordDigest: keys must be added in ascending order (${key.toString('hex')} after ${this.previous.toString('hex')})`);
+    }
+    this.previous = key;
+    this.count++;
+    const lengths = Buffer.alloc(4);
+    lengths.writeUInt32BE(key.length);
+    this.hash.update(lengths);
+    this.hash.update(key);
+    lengths.writeUInt32BE(value.length);
+    this.hash.update(lengths);
+    this.hash.update(value);
+  }
+
+  get records(): number {
+    return this.count;
+  }
+
+  digest(): string {
+    return this.hash.digest('hex');
+  }
+}
