@@ -14,7 +14,7 @@ export interface ArtifactSource {
   extension: string;
   bytes: Readable;
   /** Maps a failure of this source (connection, auth, stream) to a one-line user-facing error. */
-  describeError(err: unknown): Error;
-  facts(): ArtifactFacts;
-  close(): Promise<void>;
+  describeError: (err: unknown) => Error;
+  facts: () => ArtifactFacts;
+  close: () => Promise<void>;
 }

@@ -41,6 +41,9 @@ export async function openEtcdExport(source: SourceConfig, scope: string): Promi
         details: { recordDigest: summary.digest },
       };
     },
-    close: async () => etcd.close(),
+    close: () => {
+      etcd.close();
+      return Promise.resolve();
+    },
   };
 }

@@ -36,7 +36,10 @@ export async function openEtcdSnapshot(source: SourceConfig): Promise<ArtifactSo
           dbSha256: check.digest(),
         },
       }),
-      close: async () => etcd.close(),
+      close: () => {
+        etcd.close();
+        return Promise.resolve();
+      },
     };
   } catch (err) {
     etcd.close();

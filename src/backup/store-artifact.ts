@@ -31,8 +31,17 @@ export interface StoredArtifact {
 export async function storeArtifact(store: ObjectStore, key: string, source: Readable, options: StoreArtifactOptions): Promise<StoredArtifact> {
   const raw = hashCounter({ hash: false, ...(options.onProgress ? { onBytes: options.onProgress } : {}) });
   const stored = hashCounter();
+  // Whichever end fails first is the cause; the pipeline then destroys the other end with that same
+  // error, so without this the source would be blamed for a full disk and the repository for etcd dying.
+  let firstFailure: 'source' | 'repository' | undefined;
   let sourceError: unknown;
-  source.once('error', (err) => (sourceError ??= err));
+  source.once('error', (err) => {
+    if (firstFailure === undefined) {
+      firstFailure = 'source';
+      sourceError = err;
+    }
+  });
+  stored.once('error', () => (firstFailure ??= 'repository'));
   const stages: (Readable | Transform)[] = [source, raw, ...(options.compression === 'gzip' ? [createGzip({ level: 1 })] : []), stored];
   const body = pipeline(stages as [Readable, ...Transform[]], () => undefined) as unknown as Readable;
 
@@ -45,7 +54,10 @@ export async function storeArtifact(store: ObjectStore, key: string, source: Rea
   try {
     put = await store.put(key, body);
   } catch (err) {
-    if (sourceError !== undefined) {
+    // The repository may give up without consuming the rest (S3 after its retries): stop the source too.
+    stored.destroy();
+    source.destroy();
+    if (firstFailure === 'source') {
       throw options.describeSourceError && !(sourceError instanceof IntegrityError)
         ? options.describeSourceError(sourceError)
         : sourceError;

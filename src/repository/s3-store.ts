@@ -48,7 +48,8 @@ export class S3Store implements ObjectStore {
       region: options.region,
       ...(options.endpoint ? { endpoint: options.endpoint } : {}),
       forcePathStyle: options.forcePathStyle ?? false,
-      ...(options.credentials ? { credentials: options.credentials } : {}),
+      // A copy: the SDK annotates the credentials object it is given, which would alter the caller's config.
+      ...(options.credentials ? { credentials: { ...options.credentials } } : {}),
       maxAttempts: options.maxAttempts ?? 3,
       // Checksums on every request the service supports (CRC32 per part), so corruption in transit fails the write.
       requestChecksumCalculation: 'WHEN_SUPPORTED',

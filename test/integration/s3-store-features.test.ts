@@ -65,6 +65,14 @@ describe('S3 store: encryption, object lock and failures (MinIO)', () => {
     expect(store.location).toContain('/prod/eu/');
   });
 
+  it('leaves the repository config it was given untouched', async () => {
+    const bucket = await bucketFor('no-mutation');
+    const config = bucket.repository();
+    const before = JSON.stringify(config);
+    await track(new S3Store(config)).put('x', Buffer.from('x'));
+    expect(JSON.stringify(config)).toBe(before);
+  });
+
   it('names an unreachable endpoint in one line', async () => {
     const bucket = await bucketFor('unreachable');
     const store = track(new S3Store({ ...bucket.repository({ endpoint: 'http://127.0.0.1:9' }), maxAttempts: 1 }));

@@ -39,6 +39,8 @@ describe('logger', () => {
     logger.info({ job: 'j' }, 'backup finished');
     const [line] = out.lines();
     expect(line).toContain('backup finished');
-    expect(() => JSON.parse(line ?? '')).toThrow();
+    expect(() => {
+      JSON.parse(line ?? '');
+    }).toThrow();
   });
 });
