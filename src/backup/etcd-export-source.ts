@@ -27,7 +27,7 @@ export async function openEtcdExport(source: SourceConfig, scope: string): Promi
     revision: range.revision() ?? 0,
     createdAt: new Date().toISOString(),
   }));
-  const bytes = pipeline(Readable.from(range.records), writer, () => undefined);
+  const bytes = pipeline(Readable.from(range.pages), writer, () => undefined);
   return {
     extension: '.ndjson',
     bytes,

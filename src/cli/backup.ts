@@ -1,5 +1,4 @@
 import { Command } from 'commander';
-import { runBackup } from '../backup/run-backup.js';
 import { contextFor } from './context.js';
 import { onTerminationSignal } from './signals.js';
 
@@ -8,6 +7,7 @@ export function backupCommand(): Command {
     .description('run one configured job now and print the backup id')
     .argument('<job>', 'name of a job in the config')
     .action(async (job: string, _options: unknown, command: Command) => {
+      const { runBackup } = await import('../backup/run-backup.js');
       const ctx = contextFor(command);
       const config = await ctx.config();
       const controller = new AbortController();

@@ -1,7 +1,5 @@
 import { Command } from 'commander';
-import { readCatalog } from '../repository/catalog.js';
 import type { Manifest } from '../repository/manifest.js';
-import { openStore } from '../repository/open-store.js';
 import { formatBytes, renderTable } from '../util/table.js';
 import { contextFor } from './context.js';
 import { kindOption } from './options.js';
@@ -19,6 +17,10 @@ export function backupsCommand(): Command {
     .addOption(kindOption())
     .option('--json', 'machine-readable output: the manifests as a JSON array')
     .action(async (options: ListOptions, command: Command) => {
+      const [{ readCatalog }, { openStore }] = await Promise.all([
+        import('../repository/catalog.js'),
+        import('../repository/open-store.js'),
+      ]);
       const ctx = contextFor(command);
       const config = await ctx.config();
       const all: Manifest[] = [];

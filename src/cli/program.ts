@@ -11,6 +11,10 @@ import { restoreCommand } from './restore.js';
 import { serveCommand } from './serve.js';
 import { verifyCommand } from './verify.js';
 
+/**
+ * The kvdr command tree. Command files load their implementations on first use, so `--help`, usage
+ * errors and config errors answer without loading the AWS SDK or gRPC.
+ */
 export function kvdrProgram(): Command {
   const program = new Command('kvdr')
     .description('Backup and disaster recovery for the etcd or Consul KVDB behind Portworx')

@@ -31,6 +31,19 @@ export interface ExportRecordLine {
   version: number;
 }
 
+/**
+ * One {@link ExportRecordLine} as JSON. Written by hand because it is the hot path of a million-key
+ * export: base64 and decimal digits need no escaping, and the lease id is digits too.
+ */
+export function recordLine(record: KvRecord): string {
+  const lease = record.lease ?? '0';
+  if (!/^\d+$/.test(lease)) throw new TypeError(`lease id must be decimal digits, got ${JSON.stringify(lease)}`);
+  return (
+    `{"key":"${record.key.toString('base64')}","value":"${record.value.toString('base64')}","lease":"${lease}",` +
+    `"createRevision":${record.createRevision ?? 0},"modRevision":${record.modRevision ?? 0},"version":${record.version ?? 0}}`
+  );
+}
+
 export interface ExportWriter extends Transform {
   /** Records and digest written, final once the stream has ended. */
   summary(): { count: number; digest: string | undefined };
@@ -38,7 +51,7 @@ export interface ExportWriter extends Transform {
 
 /**
  * Encodes etcd records as kvdr export NDJSON: header, one line per record, trailer. Object-mode in
- * (KvRecord), bytes out; one record in memory at a time. The header is written when the first record
+ * (a KvRecord or a page of them), bytes out; one page in memory at a time. The header is written when the first record
  * (or the end) arrives, because the revision is known only after the first page was read.
  */
 export function exportWriter(header: () => ExportHeader): ExportWriter {
@@ -54,18 +67,15 @@ export function exportWriter(header: () => ExportHeader): ExportWriter {
   const transform = new Transform({
     writableObjectMode: true,
     readableObjectMode: false,
-    transform(record: KvRecord, _encoding, done: TransformCallback) {
+    transform(input: KvRecord | KvRecord[], _encoding, done: TransformCallback) {
       start(this);
-      digest.add(record.key, record.value);
-      const line: ExportRecordLine = {
-        key: record.key.toString('base64'),
-        value: record.value.toString('base64'),
-        lease: record.lease ?? '0',
-        createRevision: record.createRevision ?? 0,
-        modRevision: record.modRevision ?? 0,
-        version: record.version ?? 0,
-      };
-      done(null, `${JSON.stringify(line)}\n`);
+      const lines: string[] = [];
+      for (const record of Array.isArray(input) ? input : [input]) {
+        digest.add(record.key, record.value);
+        lines.push(recordLine(record));
+      }
+      lines.push('');
+      done(null, lines.join('\n'));
     },
     flush(done: TransformCallback) {
       start(this);

@@ -9,6 +9,8 @@ export class RecordDigest {
   private readonly hash: Hash = createHash('sha256');
   private previous: Buffer | undefined;
   private count = 0;
+  /** Reused: hash.update copies its input, so one small buffer serves every length prefix. */
+  private readonly length = Buffer.alloc(4);
 
   add(key: Buffer, value: Buffer): void {
     if (this.previous && Buffer.compare(this.previous, key) >= 0) {
@@ -16,12 +18,11 @@ export class RecordDigest {
     }
     this.previous = key;
     this.count++;
-    const lengths = Buffer.alloc(4);
-    lengths.writeUInt32BE(key.length);
-    this.hash.update(lengths);
+    this.length.writeUInt32BE(key.length);
+    this.hash.update(this.length);
     this.hash.update(key);
-    lengths.writeUInt32BE(value.length);
-    this.hash.update(lengths);
+    this.length.writeUInt32BE(value.length);
+    this.hash.update(this.length);
     this.hash.update(value);
   }
 

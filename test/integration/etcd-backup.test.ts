@@ -16,7 +16,7 @@ import { quietLogger, testConfig } from '../harness/config.js';
 import { failureOf } from '../harness/failure.js';
 import { startEtcd, type EtcdInstance } from '../harness/etcd-instance.js';
 import { createTestBucket, type TestBucket } from '../harness/minio.js';
-import { uniqueName } from '../harness/namespace.js';
+import { requireEnv, uniqueName } from '../harness/namespace.js';
 
 const run = promisify(execFile);
 
@@ -43,7 +43,14 @@ describe('etcd backups into S3 and the filesystem', () => {
   const config = (job: Record<string, unknown>, repository?: Record<string, unknown>) =>
     testConfig({
       sources: [{ name: 'src', type: 'etcd', endpoints: [etcd.endpoint], clusterId: 'c1', region: 'us-east-1' }],
-      repositories: [repository ?? bucket.repository({ name: 'dr', objectLock: { mode: 'GOVERNANCE', days: 1 } })],
+      repositories: [
+        repository ??
+          bucket.repository({
+            name: 'dr',
+            objectLock: { mode: 'GOVERNANCE', days: 1 },
+            sse: { mode: 'aws:kms', kmsKeyId: requireEnv('KVDR_S3_KMS_KEY_ID') },
+          }),
+      ],
       jobs: [{ name: 'j', source: 'src', schedule: '0 * * * *', repository: 'dr', ...job }],
     });
 
@@ -66,7 +73,10 @@ describe('etcd backups into S3 and the filesystem', () => {
       source: { type: 'etcd', endpoints: [etcd.endpoint], clusterId: 'c1', region: 'us-east-1' },
       repository: { name: 'dr', type: 's3', bucket: bucket.name },
       objectLock: { mode: 'GOVERNANCE' },
+      encryption: { clientSide: false, sse: { mode: 'aws:kms' } },
     });
+    expect(manifest.encryption.sse?.kmsKeyId).toContain(requireEnv('KVDR_S3_KMS_KEY_ID'));
+    expect(Date.parse(manifest.objectLock?.retainUntil ?? '')).toBeGreaterThan(Date.now() + 86_400_000 - 60_000);
     expect(manifest.repository.key).toMatch(/^data\/j\/\d{8}T\d{6}Z-j-[0-9a-f]{6}\.db\.gz$/);
     expect(manifest.repository.versionId).toBeTruthy();
     expect(manifest.repository.etag).toBeTruthy();

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Benchmark: kvdr's etcd backups against the reference tools, on real etcd and MinIO.
+#
+#   bash bench/etcd-backup.sh [SNAPSHOT_MIB] [EXPORT_KEYS]      (defaults: 1024 MiB, 1000000 keys)
+#
+# Snapshot: `kvdr backup` (streams etcd → MinIO) vs `etcdctl snapshot save` + `aws s3 cp` (Debian's awscli).
+# Export:   `kvdr backup` of an etcd-export job vs `etcdctl get --prefix -w json` to a file.
+# Reports wall time, throughput and peak RSS (GNU time). Prints a markdown table.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+snapshot_mib="${1:-1024}"
+export_keys="${2:-1000000}"
+
+command -v /usr/bin/aws >/dev/null && [ -x /usr/bin/time ] || {
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli time >/dev/null
+}
+bash scripts/ensure-node-deps.sh
+bash scripts/install-services.sh >/dev/null
+npm run --silent build
+
+work="$(mktemp -d /tmp/kvdr-bench-XXXXXX)"
+trap 'bash scripts/services.sh down --dir "$work/stack" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+bash scripts/services.sh up --dir "$work/stack" >/dev/null
+set -a; . "$work/stack/env"; set +a
+export AWS_ACCESS_KEY_ID="$KVDR_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$KVDR_S3_SECRET_KEY" AWS_DEFAULT_REGION="$KVDR_S3_REGION"
+export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
+/usr/bin/aws --endpoint-url "$KVDR_S3_ENDPOINT" s3 mb s3://bench >/dev/null
+
+echo "filling etcd: ${snapshot_mib} x 1 MiB values, then ${export_keys} keys of 200 B ..." >&2
+node bench/fill-etcd.mjs "$KVDR_ETCD_ENDPOINT" big/ "$snapshot_mib" 1048576
+node bench/fill-etcd.mjs "$KVDR_ETCD_ENDPOINT" pwx/bench/ "$export_keys" 200
+db_bytes=$(etcdctl --endpoints "$KVDR_ETCD_ENDPOINT" endpoint status -w json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Status"]["dbSize"])')
+
+cat >"$work/kvdr.yaml" <<YAML
+sources: [{name: etcd, type: etcd, endpoints: ["$KVDR_ETCD_ENDPOINT"], prefix: pwx/bench/}]
+repositories: [{name: minio, type: s3, bucket: bench, region: us-east-1, endpoint: "$KVDR_S3_ENDPOINT", forcePathStyle: true}]
+jobs:
+  - {name: snap, source: etcd, kind: etcd-snapshot, compression: none, schedule: "0 * * * *", repository: minio}
+  - {name: snap-gz, source: etcd, kind: etcd-snapshot, compression: gzip, schedule: "0 * * * *", repository: minio}
+  - {name: export, source: etcd, kind: etcd-export, compression: gzip, schedule: "0 * * * *", repository: minio}
+YAML
+
+# measure LABEL BYTES CMD...: runs CMD under GNU time, prints one table row.
+measure() {
+  local label="$1" bytes="$2"; shift 2
+  /usr/bin/time -f '%e %M' -o "$work/time" "$@" >/dev/null 2>"$work/stderr" || { cat "$work/stderr" >&2; return 1; }
+  read -r secs kib <"$work/time"
+  python3 - "$label" "$bytes" "$secs" "$kib" <<'PY'
+import sys
+label, size, secs, kib = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+print(f"| {label} | {secs:.1f} s | {size / 2**20 / max(secs, 0.001):.0f} MiB/s | {kib / 1024:.0f} MiB |")
+PY
+}
+both() { "$@"; }  # a pipeline of two reference commands measured as one
+
+echo "| what | wall | throughput | peak RSS |"
+echo "|---|---|---|---|"
+measure "kvdr backup (etcd-snapshot, no compression) → MinIO" "$db_bytes" node dist/cli/kvdr.js --config "$work/kvdr.yaml" --log-level warn backup snap
+measure "kvdr backup (etcd-snapshot, gzip) → MinIO" "$db_bytes" node dist/cli/kvdr.js --config "$work/kvdr.yaml" --log-level warn backup snap-gz
+measure "etcdctl snapshot save (to local disk)" "$db_bytes" etcdctl --endpoints "$KVDR_ETCD_ENDPOINT" snapshot save "$work/ref.db"
+measure "aws s3 cp of that file → MinIO" "$db_bytes" /usr/bin/aws --endpoint-url "$KVDR_S3_ENDPOINT" s3 cp "$work/ref.db" s3://bench/ref.db
+rm -f "$work/ref.db"
+export_bytes=$((export_keys * 230))
+measure "kvdr backup (etcd-export, ${export_keys} keys, gzip) → MinIO" "$export_bytes" node dist/cli/kvdr.js --config "$work/kvdr.yaml" --log-level warn backup export
+measure "etcdctl get --prefix -w json (${export_keys} keys, to local disk)" "$export_bytes" sh -c "etcdctl --endpoints $KVDR_ETCD_ENDPOINT get --prefix pwx/bench/ -w json > $work/ref.json"
+echo
+echo "etcd db size: $((db_bytes / 1048576)) MiB; machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; node $(node --version)"
