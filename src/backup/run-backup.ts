@@ -9,6 +9,8 @@ import type { Logger } from '../util/logger.js';
 import { formatBytes } from '../util/table.js';
 import { VERSION } from '../util/version.js';
 import type { ArtifactSource } from './artifact-source.js';
+import { openConsulExport } from './consul-export-source.js';
+import { openConsulSnapshot } from './consul-snapshot-source.js';
 import { openEtcdExport } from './etcd-export-source.js';
 import { openEtcdSnapshot } from './etcd-snapshot-source.js';
 import { storeArtifact } from './store-artifact.js';
@@ -45,10 +47,12 @@ export async function runBackup(options: RunBackupOptions): Promise<Manifest> {
   let artifact: ArtifactSource | undefined;
   try {
     artifact = await openSource(job, source, scope);
-    const key = artifactKey(job.name, id, artifact.extension + (job.compression === 'gzip' ? '.gz' : ''));
+    // A Consul snapshot is a tar.gz already: a second gzip would cost CPU and save nothing.
+    const compression = job.kind === 'consul-snapshot' ? 'none' : job.compression;
+    const key = artifactKey(job.name, id, artifact.extension + (compression === 'gzip' ? '.gz' : ''));
     let lastLog = Date.now();
     const stored = await storeArtifact(store, key, artifact.bytes, {
-      compression: job.compression,
+      compression,
       describeSourceError: artifact.describeError,
       ...(options.signal ? { signal: options.signal } : {}),
       onProgress: (bytes) => {
@@ -83,7 +87,7 @@ export async function runBackup(options: RunBackupOptions): Promise<Manifest> {
       ...(facts.records !== undefined ? { records: facts.records } : {}),
       bytes: { raw: stored.rawBytes, stored: stored.storedBytes },
       sha256: stored.sha256,
-      compression: job.compression,
+      compression,
       encryption: { ...(put.sse ? { sse: put.sse } : {}), clientSide: false },
       repository: {
         name: repository.name,
@@ -130,6 +134,10 @@ async function openSource(job: JobConfig, source: SourceConfig, scope: string): 
       return openEtcdSnapshot(source);
     case 'etcd-export':
       return openEtcdExport(source, scope);
+    case 'consul-snapshot':
+      return openConsulSnapshot(source);
+    case 'consul-export':
+      return openConsulExport(source, scope);
     default:
       throw new KvdrError(`job ${job.name}: backups of kind ${job.kind} are not built yet in this version of kvdr`);
   }

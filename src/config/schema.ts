@@ -34,6 +34,8 @@ export const sourceSchema = z.strictObject({
   token: z.string().optional(),
   /** Consul datacenter. */
   datacenter: z.string().min(1).optional(),
+  /** Consul: read snapshots and exports from any server, not only the leader (works without a leader). */
+  stale: z.boolean().default(false),
 });
 
 const s3Repository = z.strictObject({

@@ -13,7 +13,7 @@ export interface RangeReaderOptions {
    * @defaultValue 1000
    */
   pageSize?: number;
-  /** @defaultValue 16 MiB */
+  /** @defaultValue 8 MiB */
   targetPageBytes?: number;
 }
 
@@ -57,7 +57,7 @@ export function readRange(etcd: Etcd3, options: RangeReaderOptions): RangeReader
     for (;;) {
       const page = response.kvs.map(toRecord);
       const last = page.at(-1);
-      if (options.pageSize === undefined && last) pageSize = nextPageSize(page, options.targetPageBytes ?? 16 * 1024 * 1024);
+      if (options.pageSize === undefined && last) pageSize = nextPageSize(page, options.targetPageBytes ?? 8 * 1024 * 1024);
       // Ask for the next page before handing this one on, so etcd works while the caller encodes.
       const next = response.more && last ? fetchPage(Buffer.concat([last.key, Buffer.from([0])])) : undefined;
       next?.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled

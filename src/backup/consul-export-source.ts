@@ -1,0 +1,66 @@
+import { pipeline, Transform } from 'node:stream';
+import StreamArray from 'stream-json/streamers/StreamArray.js';
+import type { SourceConfig } from '../config/schema.js';
+import { consulExportWriter, recordFromConsul, type ConsulKvPair } from '../formats/consul-export.js';
+import { consulAccess } from '../sources/consul/connect.js';
+import { consulIndex, consulRequest, consulVersion, describeConsulFailure } from '../sources/consul/http.js';
+import type { ArtifactSource } from './artifact-source.js';
+
+/**
+ * The scope's KV pairs from one consistent read (`GET /v1/kv/<scope>?recurse&consistent`), parsed as
+ * they arrive and written in `consul kv export` format.
+ */
+export async function openConsulExport(source: SourceConfig, scope: string): Promise<ArtifactSource> {
+  const access = consulAccess(source);
+  const what = `export ${scope || 'the KV store'}`;
+  const describeError = (err: unknown): Error => describeConsulFailure(err, access, { what });
+  const version = await consulVersion(access);
+  const answer = await consulRequest(access, {
+    path: `/kv/${encodeKeyPath(scope)}`,
+    query: { recurse: true, ...(source.stale ? { stale: true } : { consistent: true }) },
+    what,
+    permission: `key_prefix "${scope}" { policy = "read" }`,
+    accept: [404],
+  });
+  // 404 is Consul's answer for a prefix without keys: an empty export, not a failure.
+  const response = answer.statusCode === 404 ? (answer.resume(), undefined) : answer;
+  const index = consulIndex(answer);
+  const writer = consulExportWriter();
+  const toRecords = new Transform({
+    objectMode: true,
+    transform(item: { value: ConsulKvPair }, _encoding, done) {
+      done(null, recordFromConsul(item.value));
+    },
+  });
+  const bytes = response
+    ? pipeline(response, StreamArray.withParser(), toRecords, writer, () => undefined)
+    : pipeline(emptyInput(), writer, () => undefined);
+  return {
+    extension: '.json',
+    bytes,
+    describeError,
+    facts: () => {
+      const summary = writer.summary();
+      return {
+        ...(index !== undefined ? { raftIndex: index } : {}),
+        records: summary.count,
+        details: { recordDigest: summary.digest, ...(version ? { consulVersion: version } : {}) },
+      };
+    },
+    close: () => {
+      response?.destroy();
+      return Promise.resolve();
+    },
+  };
+}
+
+/** Consul takes the key in the URL path: escape each segment, keep the slashes. */
+function encodeKeyPath(key: string): string {
+  return key.split('/').map(encodeURIComponent).join('/');
+}
+
+function emptyInput(): Transform {
+  const t = new Transform({ objectMode: true });
+  t.end();
+  return t;
+}
