@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { requireEnv } from './namespace.js';
 import { freePorts } from './ports.js';
+import { makeTlsFiles, type TlsFiles } from './tls.js';
 
 const run = promisify(execFile);
 
@@ -14,10 +15,13 @@ export interface ConsulInstanceOptions {
   acl?: boolean;
   /** Expect this many servers: more than 1 means no leader is ever elected. */
   bootstrapExpect?: number;
+  /** Serve the HTTP API over TLS only, requiring a client certificate. */
+  tls?: boolean;
 }
 
 export interface ConsulInstance {
   address: string;
+  tls?: TlsFiles;
   /** Management token (ACL instances only). */
   token?: string;
   /** Runs the consul CLI against this agent. */
@@ -34,9 +38,14 @@ export async function startConsul(options: ConsulInstanceOptions = {}): Promise<
   const [http, serfLan, serfWan, server] = (await freePorts(4)) as [number, number, number, number];
   const token = options.acl ? randomUUID() : undefined;
   const binary = `${requireEnv('KVDR_BIN_DIR')}/consul`;
+  const tls = options.tls ? await makeTlsFiles(dir) : undefined;
+  const ports = tls ? `http = -1, https = ${http}` : `http = ${http}, https = -1`;
   const hcl = [
-    `ports { http = ${http}, https = -1, grpc = -1, grpc_tls = -1, dns = -1, serf_lan = ${serfLan}, serf_wan = ${serfWan}, server = ${server} }`,
+    `ports { ${ports}, grpc = -1, grpc_tls = -1, dns = -1, serf_lan = ${serfLan}, serf_wan = ${serfWan}, server = ${server} }`,
     'disable_update_check = true',
+    ...(tls
+      ? [`tls { https { ca_file = "${tls.ca}", cert_file = "${tls.serverCert}", key_file = "${tls.serverKey}", verify_incoming = true } }`]
+      : []),
     ...(token ? [`acl { enabled = true, default_policy = "deny", tokens { initial_management = "${token}" } }`] : []),
   ];
   const child: ChildProcess = spawn(
@@ -47,10 +56,15 @@ export async function startConsul(options: ConsulInstanceOptions = {}): Promise<
   );
   let log = '';
   child.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
-  const address = `http://127.0.0.1:${http}`;
+  const address = `${tls ? 'https' : 'http'}://127.0.0.1:${http}`;
   const headers: Record<string, string> = token ? { 'X-Consul-Token': token } : {};
 
   const ready = async (): Promise<boolean> => {
+    if (tls) {
+      const tlsEnv = { ...process.env, CONSUL_HTTP_ADDR: address, CONSUL_CACERT: tls.ca, CONSUL_CLIENT_CERT: tls.clientCert, CONSUL_CLIENT_KEY: tls.clientKey };
+      const leader = await run(binary, ['operator', 'raft', 'list-peers'], { env: tlsEnv, timeout: 5_000 }).then((r) => r.stdout, () => '');
+      return /leader/.test(leader);
+    }
     if (options.bootstrapExpect && options.bootstrapExpect > 1) return (await fetch(`${address}/v1/agent/self`, { headers })).ok;
     const leader = await (await fetch(`${address}/v1/status/leader`)).text();
     if (!/\d/.test(leader)) return false;
@@ -65,9 +79,15 @@ export async function startConsul(options: ConsulInstanceOptions = {}): Promise<
     await new Promise((r) => setTimeout(r, 250));
   }
 
-  const env = { ...process.env, CONSUL_HTTP_ADDR: address, ...(token ? { CONSUL_HTTP_TOKEN: token } : { CONSUL_HTTP_TOKEN: '' }) };
+  const env = {
+    ...process.env,
+    CONSUL_HTTP_ADDR: address,
+    CONSUL_HTTP_TOKEN: token ?? '',
+    ...(tls ? { CONSUL_CACERT: tls.ca, CONSUL_CLIENT_CERT: tls.clientCert, CONSUL_CLIENT_KEY: tls.clientKey } : {}),
+  };
   return {
     address,
+    ...(tls ? { tls } : {}),
     ...(token ? { token } : {}),
     ctl: async (...args) => (await run(binary, args, { env, timeout: 120_000, maxBuffer: 64 * 1024 * 1024 })).stdout,
     tokenWith: async (rules) => {

@@ -96,6 +96,22 @@ describe('Consul backups', () => {
     expect(JSON.parse(await readFile(join(dir, 'empty', manifest.repository.key), 'utf8'))).toEqual([]);
   });
 
+  it('reaches a Consul that serves HTTPS only and requires client certificates', async () => {
+    const secured = await startConsul({ tls: true });
+    try {
+      const tls = secured.tls;
+      if (!tls) throw new Error('no TLS files');
+      await secured.ctl('kv', 'put', `${prefix}tls`, 'yes');
+      const source = { tls: { ca: tls.ca, cert: tls.clientCert, key: tls.clientKey } };
+      const exported = await runBackup({ config: config(secured.address, 'consul-export', source, join(dir, 'tls')), job: 'j', logger: quietLogger });
+      expect(exported.records).toBe(1);
+      const snap = await runBackup({ config: config(secured.address, 'consul-snapshot', source, join(dir, 'tls')), job: 'j', logger: quietLogger });
+      expect(snap.details['consulVersion']).toBe('1.20.1');
+    } finally {
+      await secured.stop();
+    }
+  });
+
   describe('with ACLs enabled and default deny', () => {
     let secured: ConsulInstance;
     beforeAll(async () => {
