@@ -10,6 +10,8 @@ export interface ArtifactFacts {
 
 /** A backup kind's producer: the bytes to store and what they turned out to contain. */
 export interface ArtifactSource {
+  /** The endpoints actually used (after environment defaults), for the manifest. */
+  endpoints: string[];
   /** Extension of the uncompressed artifact: `.db`, `.ndjson`, `.snap`, `.json`. */
   extension: string;
   bytes: Readable;

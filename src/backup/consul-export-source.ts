@@ -36,6 +36,7 @@ export async function openConsulExport(source: SourceConfig, scope: string): Pro
     ? pipeline(response, StreamArray.withParser(), toRecords, writer, () => undefined)
     : pipeline(emptyInput(), writer, () => undefined);
   return {
+    endpoints: [access.address],
     extension: '.json',
     bytes,
     describeError,

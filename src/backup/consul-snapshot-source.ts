@@ -24,6 +24,7 @@ export async function openConsulSnapshot(source: SourceConfig): Promise<Artifact
   const bytes = pipeline(response, check, () => undefined);
   const index = consulIndex(response);
   return {
+    endpoints: [access.address],
     extension: '.snap',
     bytes,
     describeError,

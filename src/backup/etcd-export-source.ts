@@ -29,6 +29,7 @@ export async function openEtcdExport(source: SourceConfig, scope: string): Promi
   }));
   const bytes = pipeline(Readable.from(range.pages), writer, () => undefined);
   return {
+    endpoints: source.endpoints,
     extension: '.ndjson',
     bytes,
     describeError,

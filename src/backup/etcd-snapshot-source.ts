@@ -20,7 +20,8 @@ export async function openEtcdSnapshot(source: SourceConfig): Promise<ArtifactSo
     const check = verifySnapshotTrailer(`etcd snapshot from ${source.endpoints.join(',')}`);
     const bytes = pipeline(snapshot.bytes, check, () => undefined);
     return {
-      extension: '.db',
+      endpoints: source.endpoints,
+    extension: '.db',
       bytes,
       describeError,
       facts: () => ({

@@ -77,7 +77,7 @@ export async function runBackup(options: RunBackupOptions): Promise<Manifest> {
       source: {
         name: source.name,
         type: source.type,
-        endpoints: source.endpoints,
+        endpoints: artifact.endpoints,
         ...(source.clusterId ? { clusterId: source.clusterId } : {}),
         ...(source.region ? { region: source.region } : {}),
       },

@@ -20,10 +20,11 @@ const tls = z.strictObject({
 
 const sourceEndpoint = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
 
-export const sourceSchema = z.strictObject({
+const sourceFields = z.strictObject({
   name,
   type: z.enum(SOURCE_TYPES),
-  endpoints: z.array(sourceEndpoint).min(1, 'list at least one endpoint'),
+  /** etcd: at least one. Consul: the first is used; empty means CONSUL_HTTP_ADDR. */
+  endpoints: z.array(sourceEndpoint).default([]),
   clusterId: z.string().min(1).optional(),
   /** Scope of backups; defaults to `pwx/<clusterId>/` when clusterId is set, else the whole keyspace. */
   prefix: z.string().optional(),
@@ -36,6 +37,11 @@ export const sourceSchema = z.strictObject({
   datacenter: z.string().min(1).optional(),
   /** Consul: read snapshots and exports from any server, not only the leader (works without a leader). */
   stale: z.boolean().default(false),
+});
+
+export const sourceSchema = sourceFields.refine((s) => s.type !== 'etcd' || s.endpoints.length > 0, {
+  message: 'list at least one etcd endpoint',
+  path: ['endpoints'],
 });
 
 const s3Repository = z.strictObject({

@@ -85,6 +85,27 @@ describe('Consul backups', () => {
     }
   });
 
+  it('reads from any server with stale, and finds the agent through CONSUL_HTTP_ADDR', async () => {
+    const before = process.env['CONSUL_HTTP_ADDR'];
+    process.env['CONSUL_HTTP_ADDR'] = shared();
+    try {
+      const cfg = testConfig({
+        sources: [{ name: 'c', type: 'consul', prefix, stale: true }],
+        repositories: [{ name: 'dr', type: 'fs', path: join(dir, 'stale') }],
+        jobs: [
+          { name: 'snap', source: 'c', kind: 'consul-snapshot', schedule: '0 * * * *', repository: 'dr' },
+          { name: 'export', source: 'c', kind: 'consul-export', schedule: '0 * * * *', repository: 'dr' },
+        ],
+      });
+      const snap = await runBackup({ config: cfg, job: 'snap', logger: quietLogger });
+      expect(snap.source.endpoints).toEqual([shared()]);
+      expect((await runBackup({ config: cfg, job: 'export', logger: quietLogger })).records).toBe(5);
+    } finally {
+      if (before === undefined) delete process.env['CONSUL_HTTP_ADDR'];
+      else process.env['CONSUL_HTTP_ADDR'] = before;
+    }
+  });
+
   it('exports an empty scope as an empty array', async () => {
     const cfg = testConfig({
       sources: [{ name: 'c', type: 'consul', endpoints: [shared()], prefix: `${uniqueName('none')}/` }],

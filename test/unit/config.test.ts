@@ -60,6 +60,14 @@ describe('configuration', () => {
     );
   });
 
+  it('needs endpoints for etcd but lets Consul fall back to CONSUL_HTTP_ADDR', () => {
+    expect(errorOf(minimal.replace(', endpoints: ["http://127.0.0.1:2379"]', '')).message).toBe(
+      'kvdr.yaml: sources[0].endpoints: list at least one etcd endpoint',
+    );
+    const consul = minimal.replace('type: etcd, endpoints: ["http://127.0.0.1:2379"]', 'type: consul').replace('etcd-snapshot', 'consul-snapshot');
+    expect(parseConfig(consul, 'kvdr.yaml', {}).sources[0]?.endpoints).toEqual([]);
+  });
+
   it('rejects an invalid cron schedule', () => {
     expect(errorOf(minimal.replace('0 * * * *', 'every hour')).message).toMatch(/^kvdr\.yaml: jobs\[0\]\.schedule: not a valid cron/);
   });
