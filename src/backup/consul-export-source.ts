@@ -1,8 +1,9 @@
-import { pipeline, Transform } from 'node:stream';
-import StreamArray from 'stream-json/streamers/StreamArray.js';
+import { pipeline, Readable } from 'node:stream';
 import type { SourceConfig } from '../config/schema.js';
 import { consulExportWriter, recordFromConsul, type ConsulKvPair } from '../formats/consul-export.js';
+import { readJsonArray } from '../formats/json-array-reader.js';
 import { consulAccess } from '../sources/consul/connect.js';
+import { keyPath } from '../sources/consul/consul-target.js';
 import { consulIndex, consulRequest, consulVersion, describeConsulFailure } from '../sources/consul/http.js';
 import type { ArtifactSource } from './artifact-source.js';
 
@@ -16,7 +17,7 @@ export async function openConsulExport(source: SourceConfig, scope: string): Pro
   const describeError = (err: unknown): Error => describeConsulFailure(err, access, { what });
   const version = await consulVersion(access);
   const answer = await consulRequest(access, {
-    path: `/kv/${encodeKeyPath(scope)}`,
+    path: `/kv/${keyPath(scope)}`,
     query: { recurse: true, ...(source.stale ? { stale: true } : { consistent: true }) },
     what,
     permission: `key_prefix "${scope}" { policy = "read" }`,
@@ -26,15 +27,11 @@ export async function openConsulExport(source: SourceConfig, scope: string): Pro
   const response = answer.statusCode === 404 ? (answer.resume(), undefined) : answer;
   const index = consulIndex(answer);
   const writer = consulExportWriter();
-  const toRecords = new Transform({
-    objectMode: true,
-    transform(item: { value: ConsulKvPair }, _encoding, done) {
-      done(null, recordFromConsul(item.value));
-    },
-  });
-  const bytes = response
-    ? pipeline(response, StreamArray.withParser(), toRecords, writer, () => undefined)
-    : pipeline(emptyInput(), writer, () => undefined);
+  async function* records(): AsyncIterable<ReturnType<typeof recordFromConsul>> {
+    if (!response) return;
+    for await (const { value } of readJsonArray(response, `consul ${access.address}`)) yield recordFromConsul(value as ConsulKvPair);
+  }
+  const bytes = pipeline(Readable.from(records()), writer, () => undefined);
   return {
     endpoints: [access.address],
     extension: '.json',
@@ -53,15 +50,4 @@ export async function openConsulExport(source: SourceConfig, scope: string): Pro
       return Promise.resolve();
     },
   };
-}
-
-/** Consul takes the key in the URL path: escape each segment, keep the slashes. */
-function encodeKeyPath(key: string): string {
-  return key.split('/').map(encodeURIComponent).join('/');
-}
-
-function emptyInput(): Transform {
-  const t = new Transform({ objectMode: true });
-  t.end();
-  return t;
 }

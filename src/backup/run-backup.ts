@@ -1,8 +1,9 @@
-import type { JobConfig, KvdrConfig, RepositoryConfig, SourceConfig } from '../config/schema.js';
+import type { JobConfig, JobKind, KvdrConfig, RepositoryConfig, SourceConfig } from '../config/schema.js';
 import { sourceScope } from '../config/scope.js';
 import { artifactKey, newBackupId } from '../repository/layout.js';
 import type { Manifest } from '../repository/manifest.js';
 import { writeManifest } from '../repository/manifest-store.js';
+import type { ObjectStore } from '../repository/object-store.js';
 import { openStore } from '../repository/open-store.js';
 import { KvdrError, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -27,29 +28,62 @@ export interface RunBackupOptions {
   now?: () => Date;
 }
 
-/**
- * Runs one backup job: artifact first, then its manifest (invariant 1). A run that fails at any
- * point leaves no manifest, so it is never listed, and nothing that would block the next run.
- */
+/** Runs one configured backup job. */
 export async function runBackup(options: RunBackupOptions): Promise<Manifest> {
-  const { config, logger } = options;
-  const now = options.now ?? (() => new Date());
-  const job = findJob(config, options.job);
-  const source = config.sources.find((s) => s.name === job.source) as SourceConfig;
-  const repository = config.repositories.find((r) => r.name === job.repository) as RepositoryConfig;
-  const scope = sourceScope(source);
-  const startedAt = now();
-  const id = newBackupId(job.name, startedAt);
-  const log = logger.child({ job: job.name, backup: id });
-  log.info({ kind: job.kind, source: source.name, repository: repository.name }, 'backup started');
-
+  const job = findJob(options.config, options.job);
+  const source = options.config.sources.find((s) => s.name === job.source) as SourceConfig;
+  const repository = options.config.repositories.find((r) => r.name === job.repository) as RepositoryConfig;
   const store = openStore(repository);
+  try {
+    return await takeBackup({
+      ...options,
+      store,
+      repository,
+      job: job.name,
+      kind: job.kind,
+      produce: job.kind,
+      source,
+      scope: sourceScope(source),
+      compression: job.compression,
+    });
+  } finally {
+    await store.close();
+  }
+}
+
+export interface TakeBackupOptions extends Omit<RunBackupOptions, 'config' | 'job'> {
+  store: ObjectStore;
+  repository: RepositoryConfig;
+  job: string;
+  /** What the manifest calls it. */
+  kind: Manifest['kind'];
+  /** Which producer makes the artifact (a safety backup is an export). */
+  produce: JobKind;
+  source: SourceConfig;
+  scope: string;
+  compression: 'gzip' | 'none';
+  /** Extra facts for the manifest. */
+  details?: Record<string, unknown>;
+}
+
+/**
+ * Takes one backup into a store: artifact first, then its manifest (invariant 1). A run that fails
+ * at any point leaves no manifest, so it is never listed, and nothing that would block the next run.
+ */
+export async function takeBackup(options: TakeBackupOptions): Promise<Manifest> {
+  const { store, repository, source, scope } = options;
+  const now = options.now ?? (() => new Date());
+  const startedAt = now();
+  const id = newBackupId(options.job, startedAt);
+  const log = options.logger.child({ job: options.job, backup: id });
+  log.info({ kind: options.kind, source: source.name, repository: repository.name }, 'backup started');
+
   let artifact: ArtifactSource | undefined;
   try {
-    artifact = await openSource(job, source, scope);
+    artifact = await openSource(options.produce, source, scope);
     // A Consul snapshot is a tar.gz already: a second gzip would cost CPU and save nothing.
-    const compression = job.kind === 'consul-snapshot' ? 'none' : job.compression;
-    const key = artifactKey(job.name, id, artifact.extension + (compression === 'gzip' ? '.gz' : ''));
+    const compression = options.produce === 'consul-snapshot' ? 'none' : options.compression;
+    const key = artifactKey(options.job, id, artifact.extension + (compression === 'gzip' ? '.gz' : ''));
     let lastLog = Date.now();
     const stored = await storeArtifact(store, key, artifact.bytes, {
       compression,
@@ -63,7 +97,7 @@ export async function runBackup(options: RunBackupOptions): Promise<Manifest> {
         }
       },
     }).catch((err: unknown) => {
-      if (options.signal?.aborted) throw new KvdrError(`backup ${id} of job ${job.name} was aborted; nothing was listed`);
+      if (options.signal?.aborted) throw new KvdrError(`backup ${id} of job ${options.job} was aborted; nothing was listed`);
       throw err;
     });
     const facts = artifact.facts();
@@ -71,8 +105,8 @@ export async function runBackup(options: RunBackupOptions): Promise<Manifest> {
     const manifest: Manifest = {
       formatVersion: 1,
       id,
-      job: job.name,
-      kind: job.kind,
+      job: options.job,
+      kind: options.kind,
       status: 'success',
       source: {
         name: source.name,
@@ -102,7 +136,7 @@ export async function runBackup(options: RunBackupOptions): Promise<Manifest> {
       startedAt: startedAt.toISOString(),
       finishedAt: now().toISOString(),
       toolVersion: VERSION,
-      details: facts.details,
+      details: { ...facts.details, ...options.details, format: options.produce },
     };
     await writeManifest(store, manifest);
     log.info(
@@ -115,7 +149,6 @@ export async function runBackup(options: RunBackupOptions): Promise<Manifest> {
     throw err;
   } finally {
     await artifact?.close().catch(() => undefined);
-    await store.close();
   }
 }
 
@@ -128,8 +161,8 @@ function findJob(config: KvdrConfig, name: string): JobConfig {
   return job;
 }
 
-async function openSource(job: JobConfig, source: SourceConfig, scope: string): Promise<ArtifactSource> {
-  switch (job.kind) {
+async function openSource(kind: JobKind, source: SourceConfig, scope: string): Promise<ArtifactSource> {
+  switch (kind) {
     case 'etcd-snapshot':
       return openEtcdSnapshot(source);
     case 'etcd-export':
@@ -138,7 +171,7 @@ async function openSource(job: JobConfig, source: SourceConfig, scope: string): 
       return openConsulSnapshot(source);
     case 'consul-export':
       return openConsulExport(source, scope);
-    default:
-      throw new KvdrError(`job ${job.name}: backups of kind ${job.kind} are not built yet in this version of kvdr`);
+    case 'px-dumps':
+      throw new KvdrError(`backups of kind px-dumps are taken by the scheduler service (kvdr serve), which is not built yet in this version of kvdr`);
   }
 }

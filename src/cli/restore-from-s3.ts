@@ -1,15 +1,62 @@
 import { Command, Option } from 'commander';
-import { notBuiltYet } from './not-built.js';
+import { UsageError } from '../util/errors.js';
+import { contextFor } from './context.js';
 import { addRestoreTargetOptions, kindOption, parseTime } from './options.js';
+import { withRestoreTarget, type RestoreTargetFlags } from './restore-options.js';
+
+interface RestoreFromS3Flags extends RestoreTargetFlags {
+  backup?: string;
+  latest?: boolean;
+  job?: string;
+  kind?: string;
+  before?: Date;
+  mode: 'keys' | 'native';
+}
 
 export function restoreFromS3Command(): Command {
   const command = new Command('restore-from-s3')
     .description('fetch a backup from the repository, verify it, and replay it into etcd or Consul')
     .option('--backup <id>', 'the backup to restore')
-    .option('--latest', 'the newest successful backup (narrowed by --job, --kind, --before)')
+    .option('--latest', 'the newest successful backup (narrowed by --job, --kind, --before, --cluster-id)')
     .option('--job <job>', 'with --latest: only this job')
     .addOption(kindOption())
     .option('--before <time>', 'with --latest: newest backup taken before this time (ISO-8601 or an age like 24h)', parseTime)
     .addOption(new Option('--mode <mode>', 'keys: replay keys into a live cluster; native: full-cluster restore of a snapshot').choices(['keys', 'native']).default('keys'));
-  return addRestoreTargetOptions(command).action(notBuiltYet('restore-from-s3'));
+  return addRestoreTargetOptions(command).action(async (flags: RestoreFromS3Flags, cmd: Command) => {
+    if (flags.mode === 'native') throw new UsageError("--mode native is not built yet in this version of kvdr; use --mode keys");
+    const [{ runRestore }, { selectBackup, fetchVerified }] = await Promise.all([import('../restore/run-restore.js'), import('../restore/fetch-backup.js')]);
+    const ctx = contextFor(cmd);
+    const config = await ctx.config();
+    if (flags.backup === undefined && !flags.latest) throw new UsageError('give --backup <id> or --latest');
+    const selected = await selectBackup(config, {
+      ...(flags.backup !== undefined ? { backup: flags.backup } : {}),
+      ...(flags.latest ? { latest: true } : {}),
+      ...(flags.job !== undefined ? { job: flags.job } : {}),
+      ...(flags.kind !== undefined ? { kind: flags.kind } : {}),
+      ...(flags.before !== undefined ? { before: flags.before } : {}),
+      ...(flags.clusterId !== undefined && flags.backup === undefined ? { clusterId: flags.clusterId } : {}),
+    });
+    const { manifest } = selected;
+    try {
+      const backupCluster = manifest.source.clusterId;
+      if (flags.clusterId && backupCluster && flags.clusterId !== backupCluster && flags.toPrefix === undefined) {
+        throw new UsageError(`backup ${manifest.id} is of cluster ${backupCluster}, not ${flags.clusterId}; pass --to-prefix pwx/${flags.clusterId}/ to restore it there`);
+      }
+      ctx.logger.info({ backup: manifest.id, kind: manifest.kind, finishedAt: manifest.finishedAt }, `restoring backup ${manifest.id}`);
+      const { artifact, cleanup } = await fetchVerified(selected);
+      try {
+        const pxDump = artifact.format === 'px-dump';
+        const clusterId = flags.clusterId ?? backupCluster;
+        if (pxDump && !clusterId) throw new UsageError(`--cluster-id: backup ${manifest.id} is a PX dump of an unknown cluster; name the cluster`);
+        const base = pxDump ? `pwx/${clusterId as string}/` : manifest.scope.prefix;
+        await withRestoreTarget(cmd, flags, config, (shared) =>
+          runRestore({ ...shared, artifact, base, relativeKeys: pxDump, origin: { backup: manifest.id, job: manifest.job, kind: manifest.kind, repository: manifest.repository.name } }),
+        );
+      } finally {
+        await cleanup();
+      }
+    } finally {
+      await selected.store.close();
+    }
+  });
 }
