@@ -3,6 +3,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { pxDumpTime, readPxDump } from '../formats/px-dump.js';
 import { UsageError } from '../util/errors.js';
+import { sniffArtifact } from './local-artifact.js';
 
 export interface DumpCandidate {
   path: string;
@@ -27,6 +28,8 @@ export async function chooseFreshestDump(paths: readonly string[]): Promise<Dump
   if (files.length === 0) throw new UsageError(`no pwx_kvdb_*.dump files in ${paths.join(', ')}`);
   const candidates: DumpCandidate[] = [];
   for (const path of files) {
+    const artifact = await sniffArtifact(path);
+    if (artifact.format !== 'px-dump') throw new UsageError(`--kvdb_dump_file: ${artifact.label} is a ${artifact.format}, not a PX dump; use --file`);
     let maxKvdbIndex = 0;
     for await (const record of readPxDump(createReadStream(path), basename(path))) maxKvdbIndex = Math.max(maxKvdbIndex, record.kvdbIndex);
     const time = pxDumpTime(basename(path));
