@@ -16,9 +16,9 @@ export interface CommandContext {
   readonly logger: Logger;
   readonly json: boolean;
   readonly configPath: string;
-  config(): Promise<KvdrConfig>;
+  config: () => Promise<KvdrConfig>;
   /** Command output (ids, tables, JSON) goes to stdout; logs go to stderr. */
-  print(text: string): void;
+  print: (text: string) => void;
 }
 
 export function contextFor(command: Command): CommandContext {

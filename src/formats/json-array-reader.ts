@@ -100,7 +100,14 @@ export async function* readJsonArray(input: Readable, label: string): AsyncItera
     offset += chunk.length;
   }
   if ((state as State) !== 'done') {
-    const where = state === 'element' ? `inside element ${index}, which starts at byte ${elementStart}` : `after element ${index - 1}`;
+    const where =
+      state === 'start'
+        ? 'before a JSON array started (the file is empty)'
+        : state === 'element'
+          ? `inside element ${index}, which starts at byte ${elementStart}`
+          : index === 0
+            ? "right after the opening '['"
+            : `after element ${index - 1}`;
     throw new IntegrityError(`${label}: ends at byte ${offset} ${where}; the file is truncated`);
   }
 }

@@ -1,0 +1,182 @@
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Etcd3 } from 'etcd3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runBackup } from '../../src/backup/run-backup.js';
+import type { Manifest } from '../../src/repository/manifest.js';
+import { sniffArtifact } from '../../src/restore/local-artifact.js';
+import { runRestore } from '../../src/restore/run-restore.js';
+import { connectEtcd } from '../../src/sources/etcd/connect.js';
+import { EtcdTarget } from '../../src/sources/etcd/etcd-target.js';
+import { ExitCode } from '../../src/util/exit-codes.js';
+import { kvdr } from '../harness/cli.js';
+import { quietLogger, testConfig } from '../harness/config.js';
+import { consulPairs, consulPut } from '../harness/consul-instance.js';
+import { fillEtcd } from '../harness/etcd-fill.js';
+import { startEtcd } from '../harness/etcd-instance.js';
+import { etcdPairs, etcdState } from '../harness/etcd-state.js';
+import { failureOf } from '../harness/failure.js';
+import { createTestBucket, minioClient, type TestBucket } from '../harness/minio.js';
+import { requireEnv, uniqueName } from '../harness/namespace.js';
+
+describe('restore-from-s3', () => {
+  let etcd: Etcd3;
+  let bucket: TestBucket;
+  let dir: string;
+  let configPath: string;
+  let cluster: string;
+  let consulPrefix: string;
+  const binaryKey = (): Buffer => Buffer.concat([Buffer.from(`pwx/${cluster}/bin/`), Buffer.from([0x00, 0xfe, 0xff])]);
+  const binaryValue = Buffer.from([0xff, 0x00, 0x7f]);
+  const env = (): NodeJS.ProcessEnv => ({ AWS_ACCESS_KEY_ID: requireEnv('KVDR_S3_ACCESS_KEY'), AWS_SECRET_ACCESS_KEY: requireEnv('KVDR_S3_SECRET_KEY') });
+
+  beforeAll(async () => {
+    etcd = connectEtcd({ endpoints: [requireEnv('KVDR_ETCD_ENDPOINT')] }, {});
+    bucket = await createTestBucket('restore-s3');
+    dir = await mkdtemp(join(tmpdir(), 'kvdr-restore-s3-'));
+    cluster = uniqueName('c');
+    consulPrefix = `${uniqueName('consul')}/`;
+    await etcd.put(`pwx/${cluster}/nodes/n1`).value('{"id":"n1"}');
+    await etcd.put(`pwx/${cluster}/volumes/v1`).value('{"id":"v1"}');
+    await etcd.put(binaryKey()).value(binaryValue);
+    await consulPut(requireEnv('KVDR_CONSUL_ADDR'), `${consulPrefix}a`, 'consul value', undefined, 7);
+    await consulPut(requireEnv('KVDR_CONSUL_ADDR'), `${consulPrefix}dir/b`, Buffer.from([1, 2, 3]));
+    configPath = join(dir, 'kvdr.yaml');
+    await writeFile(
+      configPath,
+      `sources:\n  - {name: e, type: etcd, endpoints: ["${requireEnv('KVDR_ETCD_ENDPOINT')}"], clusterId: ${cluster}}\n` +
+        `  - {name: c, type: consul, endpoints: ["${requireEnv('KVDR_CONSUL_ADDR')}"], prefix: ${consulPrefix}}\n` +
+        `repositories:\n  - {name: dr, type: s3, bucket: ${bucket.name}, region: us-east-1, endpoint: "${requireEnv('KVDR_S3_ENDPOINT')}", forcePathStyle: true}\n` +
+        `  - {name: audit, type: fs, path: ${join(dir, 'audit')}}\n` +
+        `jobs:\n  - {name: export, source: e, kind: etcd-export, schedule: "0 * * * *", repository: dr}\n` +
+        `  - {name: snap, source: e, kind: etcd-snapshot, schedule: "0 * * * *", repository: dr}\n` +
+        `  - {name: consul-kv, source: c, kind: consul-export, schedule: "0 * * * *", repository: dr}\n` +
+        `audit: {repository: audit}\n`,
+    );
+    for (const job of ['export', 'snap', 'consul-kv']) expect((await kvdr(['--config', configPath, 'backup', job], env())).code).toBe(0);
+  });
+  afterAll(async () => {
+    etcd.close();
+    await bucket.remove();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('restores the latest etcd export under --to-prefix, binary keys byte-exact, verified', async () => {
+    const scratch = `drill/${uniqueName('drill')}/`;
+    const { code, stdout, stderr } = await kvdr(['--config', configPath, 'restore-from-s3', '--latest', '--job', 'export', '--target', `etcd:${requireEnv('KVDR_ETCD_ENDPOINT')}`, '--to-prefix', scratch], env());
+    expect(stderr).not.toMatch(/^kvdr: /m);
+    expect(code).toBe(0);
+    expect(stdout).toContain('restored 3 keys');
+    const restored = await etcd.getAll().prefix(scratch).buffers();
+    expect(Object.keys(restored).sort()).toEqual([`${scratch}bin/\u0000\ufffd\ufffd`, `${scratch}nodes/n1`, `${scratch}volumes/v1`].sort());
+    const exact = await etcd.get(Buffer.concat([Buffer.from(`${scratch}bin/`), Buffer.from([0x00, 0xfe, 0xff])])).buffer();
+    expect(exact?.equals(binaryValue)).toBe(true);
+  });
+
+  it('narrows with --prefix and restores a Consul export into etcd (and etcd into Consul)', async () => {
+    const scratch = `drill/${uniqueName('cross')}/`;
+    const fromConsul = await kvdr(['--config', configPath, 'restore-from-s3', '--latest', '--kind', 'consul-export', '--target', `etcd:${requireEnv('KVDR_ETCD_ENDPOINT')}`, '--prefix', `${consulPrefix}dir/`, '--to-prefix', scratch], env());
+    expect(fromConsul.code).toBe(0);
+    expect(await etcdPairs(etcd, scratch)).toEqual(new Map([[`${scratch}b`, '010203']]));
+
+    const consulScratch = `${uniqueName('from-etcd')}/`;
+    const intoConsul = await kvdr(['--config', configPath, 'restore-from-s3', '--latest', '--job', 'export', '--prefix', `pwx/${cluster}/nodes/`, '--target', `consul:${requireEnv('KVDR_CONSUL_ADDR')}`, '--to-prefix', consulScratch], env());
+    expect(intoConsul.code).toBe(0);
+    const pairs = await consulPairs(requireEnv('KVDR_CONSUL_ADDR'), consulScratch);
+    expect(pairs.get(`${consulScratch}n1`)?.value.toString()).toBe('{"id":"n1"}');
+    expect(pairs.size).toBe(1);
+  });
+
+  it('aborts with exit 3 into the populated original scope, and writes nothing', async () => {
+    const before = await etcdState(etcd);
+    const { code, stderr } = await kvdr(['--config', configPath, 'restore-from-s3', '--latest', '--job', 'export', '--target', `etcd:${requireEnv('KVDR_ETCD_ENDPOINT')}`], env());
+    expect(code).toBe(ExitCode.ScopeNotEmpty);
+    expect(stderr).toContain(`3 keys already exist under "pwx/${cluster}/"`);
+    expect(await etcdState(etcd)).toEqual(before);
+  });
+
+  it('exits 4 and leaves the target untouched when the stored artifact is corrupt', async () => {
+    const list = await kvdr(['--config', configPath, 'backups', 'list', '--job', 'export', '--json'], env());
+    const manifest = (JSON.parse(list.stdout) as Manifest[])[0] as Manifest;
+    const client = minioClient();
+    await client.send(new PutObjectCommand({ Bucket: bucket.name, Key: manifest.repository.key, Body: Buffer.from('not what was stored') }));
+    client.destroy();
+    const before = await etcdState(etcd);
+    const { code, stderr } = await kvdr(['--config', configPath, 'restore-from-s3', '--backup', manifest.id, '--target', `etcd:${requireEnv('KVDR_ETCD_ENDPOINT')}`, '--to-prefix', `drill/${uniqueName('corrupt')}/`], env());
+    expect(code).toBe(ExitCode.Integrity);
+    expect(stderr.trim()).toMatch(new RegExp(`backup ${manifest.id}: the artifact's sha256 .* does not match its manifest .*; it is corrupt and nothing was written$`));
+    expect(await etcdState(etcd)).toEqual(before);
+  });
+
+  it('explains what cannot be chosen: unknown id or cluster, a snapshot kind, native mode', async () => {
+    const target = ['--target', `etcd:${requireEnv('KVDR_ETCD_ENDPOINT')}`];
+    const unknownId = await kvdr(['--config', configPath, 'restore-from-s3', '--backup', '20200101T000000Z-export-abcdef', ...target], env());
+    expect(unknownId.code).toBe(ExitCode.Usage);
+    expect(unknownId.stderr).toContain('no backup 20200101T000000Z-export-abcdef in dr, audit');
+    const unknownCluster = await kvdr(['--config', configPath, 'restore-from-s3', '--latest', '--cluster-id', 'nope', ...target], env());
+    expect(unknownCluster.code).toBe(ExitCode.Usage);
+    expect(unknownCluster.stderr).toContain('no backup matches --cluster-id nope');
+    const tooEarly = await kvdr(['--config', configPath, 'restore-from-s3', '--latest', '--before', '2001-01-01T00:00:00Z', ...target], env());
+    expect(tooEarly.code).toBe(ExitCode.Usage);
+    const snapshot = await kvdr(['--config', configPath, 'restore-from-s3', '--latest', '--job', 'snap', ...target, '--to-prefix', 'x/'], env());
+    expect(snapshot.code).toBe(ExitCode.Usage);
+    expect(snapshot.stderr).toContain('restoring keys from a native snapshot into a live cluster is not built yet');
+    const neither = await kvdr(['--config', configPath, 'restore-from-s3', ...target], env());
+    expect(neither.code).toBe(ExitCode.Usage);
+  });
+
+  it('says how many keys were written when the target dies mid-replay', async () => {
+    const source = await startEtcd();
+    const dump = join(dir, 'many.ndjson');
+    try {
+      const client = connectEtcd({ endpoints: [source.endpoint] }, {});
+      await fillEtcd(client, 'pwx/many/', 3000, 100);
+      client.close();
+      const cfg = testConfig({
+        sources: [{ name: 's', type: 'etcd', endpoints: [source.endpoint], prefix: 'pwx/many/' }],
+        repositories: [{ name: 'dr', type: 'fs', path: join(dir, 'many') }],
+        jobs: [{ name: 'j', source: 's', kind: 'etcd-export', compression: 'none', schedule: '0 * * * *', repository: 'dr' }],
+      });
+      const manifest = await runBackup({ config: cfg, job: 'j', logger: quietLogger });
+      const { copyFile } = await import('node:fs/promises');
+      await copyFile(join(dir, 'many', manifest.repository.key), dump);
+    } finally {
+      await source.stop();
+    }
+
+    const victim = await startEtcd();
+    const target = new EtcdTarget({ endpoints: [victim.endpoint] });
+    // The real target, with the process killed after its tenth transaction.
+    let batches = 0;
+    const dying = Object.assign(Object.create(target) as EtcdTarget, {
+      writeBatch: async (records: Parameters<EtcdTarget['writeBatch']>[0]) => {
+        if (++batches === 11) victim.kill();
+        await target.writeBatch(records);
+      },
+    });
+    try {
+      const err = await failureOf(
+        runRestore({
+          artifact: await sniffArtifact(dump),
+          base: 'pwx/many/',
+          relativeKeys: false,
+          target: dying,
+          targetSource: { name: 't', type: 'etcd', endpoints: [victim.endpoint], stale: false },
+          force: false,
+          dryRun: false,
+          safetyBackup: false,
+          logger: quietLogger,
+          print: () => undefined,
+          origin: { test: true },
+        }),
+      );
+      expect(err.message).toMatch(/restore stopped after 1280 of 3000 keys were written \(.*\); the scope is incomplete — fix the cause and re-run with --force to replace it/);
+      expect(err.message).not.toContain('\n');
+    } finally {
+      await target.close();
+      await victim.stop();
+    }
+  });
+});
