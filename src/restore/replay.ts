@@ -20,35 +20,67 @@ export class ReplayError extends KvdrError {
   }
 }
 
+export interface ReplayOptions {
+  /**
+   * Transactions in flight at once. Batches hold distinct keys, so their order does not matter;
+   * a few in flight hide the round trip.
+   * @defaultValue 4
+   */
+  inFlight?: number;
+}
+
 /**
  * Writes the mapped records in transactions no larger than the target allows. A value too large to
- * share a batch goes alone. Returns the number of keys written.
+ * share a batch goes alone. Returns the number of keys written. On failure, the count in the error is
+ * what the target confirmed; batches still in flight then may or may not have landed.
  */
-export async function replay(records: AsyncIterable<KvRecord>, scope: KeyScope, target: KvTarget, total: number, onWritten: (n: number) => void): Promise<number> {
+export async function replay(
+  records: AsyncIterable<KvRecord>,
+  scope: KeyScope,
+  target: KvTarget,
+  total: number,
+  onWritten: (n: number) => void,
+  options: ReplayOptions = {},
+): Promise<number> {
   const { ops, bytes: maxBytes } = target.batchLimits;
+  const inFlight = options.inFlight ?? 4;
+  const running = new Set<Promise<void>>();
+  let failure: ReplayError | undefined;
+  let written = 0;
   let batch: KvRecord[] = [];
   let batchBytes = 0;
-  let written = 0;
-  const flush = async (): Promise<void> => {
+
+  const send = async (): Promise<void> => {
     if (batch.length === 0) return;
-    try {
-      await target.writeBatch(batch);
-    } catch (err) {
-      throw new ReplayError(written, total, target.description, err);
-    }
-    written += batch.length;
-    onWritten(written);
+    const sending = batch;
     batch = [];
     batchBytes = 0;
+    while (running.size >= inFlight) await Promise.race(running);
+    if (failure) return;
+    const task = target.writeBatch(sending).then(
+      () => {
+        written += sending.length;
+        onWritten(written);
+      },
+      (err: unknown) => {
+        failure ??= new ReplayError(written, total, target.description, err);
+      },
+    );
+    const tracked = task.finally(() => running.delete(tracked));
+    running.add(tracked);
   };
+
   for await (const record of records) {
+    if (failure) break;
     const key = scope.map(record.key);
     if (!key) continue;
     const size = key.length + record.value.length;
-    if (batch.length >= ops || (batch.length > 0 && batchBytes + size > maxBytes)) await flush();
+    if (batch.length >= ops || (batch.length > 0 && batchBytes + size > maxBytes)) await send();
     batch.push({ ...record, key });
     batchBytes += size;
   }
-  await flush();
+  if (!failure) await send();
+  await Promise.all(running);
+  if (failure) throw failure;
   return written;
 }

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Benchmark: kvdr restores against the ceiling of a Node client and against `consul kv import`.
+#
+#   bash bench/restore.sh [ETCD_KEYS...] [-- CONSUL_KEYS]     (defaults: 100000 1000000 -- 20000)
+#
+# etcd:   `kvdr restore --file <kvdr export>` end to end (read and check the whole artifact, count the
+#         scope, replay in 128-put transactions with 4 in flight, read everything back and verify the
+#         digest) next to bench/raw-etcd-txn.mjs, which only writes the same number of keys in
+#         128-put transactions (1 and 4 in flight): the raw rate an etcd3 client reaches.
+# Consul: `kvdr restore --file <consul kv export>` next to `consul kv import` of the same file.
+# Values are 200 bytes. Reports wall time, keys/s and peak RSS (GNU time) as a markdown table.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+etcd_sizes=(); consul_sizes=()
+target=etcd_sizes
+for arg in "$@"; do
+  if [ "$arg" = "--" ]; then target=consul_sizes; continue; fi
+  eval "$target+=(\"$arg\")"
+done
+[ ${#etcd_sizes[@]} -gt 0 ] || etcd_sizes=(100000 1000000)
+[ ${#consul_sizes[@]} -gt 0 ] || consul_sizes=(20000)
+
+[ -x /usr/bin/time ] || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
+bash scripts/ensure-node-deps.sh
+bash scripts/install-services.sh >/dev/null
+npm run --silent build
+
+work="$(mktemp -d /tmp/kvdr-bench-XXXXXX)"
+trap 'bash scripts/services.sh down --dir "$work/stack" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+bash scripts/services.sh up --dir "$work/stack" >/dev/null
+set -a; . "$work/stack/env"; set +a
+export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true KVDR_CONFIG="" KVDR_SAFETY_DIR="$work/safety"
+kvdr() { node dist/cli/kvdr.js --log-level warn "$@"; }
+
+row() { # LABEL KEYS then the command
+  local label="$1" keys="$2"; shift 2
+  /usr/bin/time -f '%e %M' -o "$work/time" "$@" >/dev/null 2>"$work/stderr" || { cat "$work/stderr" >&2; return 1; }
+  read -r secs kib <"$work/time"
+  python3 -c "import sys; s=float(sys.argv[3]); print(f'| {sys.argv[1]} | {int(sys.argv[2]):,} | {s:.1f} s | {int(sys.argv[2])/max(s,0.001):,.0f} | {int(sys.argv[4])/1024:.0f} MiB |')" "$label" "$keys" "$secs" "$kib"
+}
+
+echo "| what | keys | wall | keys/s | peak RSS |"
+echo "|---|---|---|---|---|"
+for n in "${etcd_sizes[@]}"; do
+  node bench/fill-etcd.mjs "$KVDR_ETCD_ENDPOINT" "src$n/" "$n" 200
+  cat >"$work/export.yaml" <<YAML
+sources: [{name: e, type: etcd, endpoints: ["$KVDR_ETCD_ENDPOINT"], prefix: src$n/}]
+repositories: [{name: local, type: fs, path: $work/repo$n}]
+jobs: [{name: export, source: e, kind: etcd-export, compression: gzip, schedule: "0 * * * *", repository: local}]
+YAML
+  kvdr --config "$work/export.yaml" backup export >/dev/null
+  file=$(ls "$work/repo$n"/data/export/*)
+  row "kvdr restore → etcd (end to end, verified)" "$n" node dist/cli/kvdr.js --log-level warn restore --file "$file" --target "etcd:$KVDR_ETCD_ENDPOINT" --to-prefix "restored$n/" --no-safety-backup
+  row "raw etcd3 txns, 128 puts, 1 in flight (write only)" "$n" node bench/raw-etcd-txn.mjs "$KVDR_ETCD_ENDPOINT" "raw1-$n/" "$n" 200 1
+  row "raw etcd3 txns, 128 puts, 4 in flight (write only)" "$n" node bench/raw-etcd-txn.mjs "$KVDR_ETCD_ENDPOINT" "raw4-$n/" "$n" 200 4
+  etcdctl --endpoints "$KVDR_ETCD_ENDPOINT" del --prefix "" >/dev/null
+  etcdctl --endpoints "$KVDR_ETCD_ENDPOINT" compact "$(etcdctl --endpoints "$KVDR_ETCD_ENDPOINT" endpoint status -w json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Status"]["header"]["revision"])')" >/dev/null
+  etcdctl --endpoints "$KVDR_ETCD_ENDPOINT" defrag >/dev/null
+done
+for n in "${consul_sizes[@]}"; do
+  python3 - "$n" >"$work/consul$n.json" <<'PY'
+import base64, json, os, sys
+n = int(sys.argv[1])
+print(json.dumps([{"key": f"src/{i:09d}", "flags": 0, "value": base64.b64encode(os.urandom(100).hex().encode()).decode()} for i in range(n)]))
+PY
+  row "kvdr restore → Consul (end to end, verified)" "$n" node dist/cli/kvdr.js --log-level warn restore --file "$work/consul$n.json" --target "consul:$KVDR_CONSUL_ADDR" --no-safety-backup
+  curl -sf -X DELETE "$KVDR_CONSUL_ADDR/v1/kv/src/?recurse" >/dev/null
+  row "consul kv import (one PUT per key)" "$n" env CONSUL_HTTP_ADDR="$KVDR_CONSUL_ADDR" "$KVDR_BIN_DIR/consul" kv import "@$work/consul$n.json"
+done
+echo
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; node $(node --version); etcd $(etcd --version | head -1 | awk '{print $3}'); consul $("$KVDR_BIN_DIR/consul" version | head -1 | awk '{print $2}')"
