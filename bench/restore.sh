@@ -53,9 +53,6 @@ YAML
   row "kvdr restore → etcd (end to end, verified)" "$n" node dist/cli/kvdr.js --log-level warn restore --file "$file" --target "etcd:$KVDR_ETCD_ENDPOINT" --to-prefix "restored$n/" --no-safety-backup
   row "raw etcd3 txns, 128 puts, 1 in flight (write only)" "$n" node bench/raw-etcd-txn.mjs "$KVDR_ETCD_ENDPOINT" "raw1-$n/" "$n" 200 1
   row "raw etcd3 txns, 128 puts, 4 in flight (write only)" "$n" node bench/raw-etcd-txn.mjs "$KVDR_ETCD_ENDPOINT" "raw4-$n/" "$n" 200 4
-  etcdctl --endpoints "$KVDR_ETCD_ENDPOINT" del --prefix "" >/dev/null
-  etcdctl --endpoints "$KVDR_ETCD_ENDPOINT" compact "$(etcdctl --endpoints "$KVDR_ETCD_ENDPOINT" endpoint status -w json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Status"]["header"]["revision"])')" >/dev/null
-  etcdctl --endpoints "$KVDR_ETCD_ENDPOINT" defrag >/dev/null
 done
 for n in "${consul_sizes[@]}"; do
   python3 - "$n" >"$work/consul$n.json" <<'PY'

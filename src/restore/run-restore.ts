@@ -122,7 +122,7 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
     await verify(target, keyScope, plan);
   } catch (err) {
     const failedAfter = err instanceof ReplayError ? err.written : written;
-    await audit(request, 'restore-failed', { ...subject, deleted, written: failedAfter, safetyBackupId, error: oneLine(err) }).catch(() => undefined);
+    await audit(request, 'restore-failed', { ...subject, deleted, written: failedAfter, safetyBackupId, error: oneLine(err) });
     if (safetyBackupId && err instanceof Error) err.message += ` (the keys that were there are in safety backup ${safetyBackupId})`;
     throw err;
   }
@@ -170,10 +170,18 @@ function relativePrefix(request: RestoreRequest, prefix: string): string {
   return prefix;
 }
 
+/**
+ * Records the outcome. A trail that cannot be written is reported loudly but does not change the
+ * restore's own outcome: an abort must still exit 3, and a restore that worked must not look failed.
+ */
 async function audit(request: RestoreRequest, type: AuditEventType, subject: Record<string, unknown>): Promise<void> {
   if (!request.repository) {
     request.logger.warn(`no repository configured: this ${type} is not recorded in an audit trail`);
     return;
   }
-  await appendAuditEvent(request.repository.store, type, subject);
+  try {
+    await appendAuditEvent(request.repository.store, type, subject);
+  } catch (err) {
+    request.logger.error({ err }, `could not record this ${type} in the audit trail at ${request.repository.store.location}: ${oneLine(err)}`);
+  }
 }

@@ -1,8 +1,9 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { stopServer } from './child-process.js';
 import { freePorts } from './ports.js';
 import { makeTlsFiles, type TlsFiles } from './tls.js';
 
@@ -92,15 +93,7 @@ export async function startEtcd(options: EtcdInstanceOptions = {}): Promise<Etcd
     kill: () => {
       child.kill('SIGKILL');
     },
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-        child.kill('SIGKILL');
-      }
-      await rm(dir, { recursive: true, force: true });
-    },
+    stop: () => stopServer(child, dir),
   };
   return instance;
 }
