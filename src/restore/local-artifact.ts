@@ -1,9 +1,13 @@
-import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { constants, createGunzip, gunzipSync } from 'node:zlib';
 import { readConsulExport } from '../formats/consul-export-reader.js';
+import { readConsulSnapshotKv } from '../formats/consul-state-reader.js';
+import { openEtcdSnapshot } from '../formats/etcd-snapshot-reader.js';
 import { readKvdrExport } from '../formats/kvdr-export-reader.js';
 import { readPxDump } from '../formats/px-dump.js';
 import type { KvRecord } from '../formats/record.js';
@@ -20,8 +24,14 @@ export interface LocalArtifact {
   label: string;
 }
 
-/** Reads an artifact's records from the start; each call is a fresh pass over the file. */
-export function openRecords(artifact: LocalArtifact): AsyncIterable<KvRecord> {
+/**
+ * Reads an artifact's records from the start; each call is a fresh pass over the file. `prefix`
+ * lets a native-snapshot reader skip keys early (it indexes the keys it may yield); other formats
+ * are filtered by the caller.
+ */
+export function openRecords(artifact: LocalArtifact, prefix?: Buffer): AsyncIterable<KvRecord> {
+  if (artifact.format === 'etcd-snapshot') return etcdSnapshotRecords(artifact, prefix);
+  if (artifact.format === 'consul-snapshot') return readConsulSnapshotKv(createReadStream(artifact.path), artifact.label);
   const raw = createReadStream(artifact.path);
   const input: Readable = artifact.gzip ? raw.pipe(createGunzip()) : raw;
   if (artifact.gzip) raw.on('error', (err) => input.destroy(err));
@@ -32,13 +42,27 @@ export function openRecords(artifact: LocalArtifact): AsyncIterable<KvRecord> {
       return readConsulExport(input, artifact.label);
     case 'etcd-export':
       return readKvdrExport(input, artifact.label).records;
-    case 'etcd-snapshot':
-    case 'consul-snapshot':
-      input.destroy();
-      throw new UsageError(
-        `${artifact.label} is a ${artifact.format}; restoring keys from a native snapshot into a live cluster is not built yet in this version of kvdr ` +
-          `(restore the whole cluster with ${artifact.format === 'etcd-snapshot' ? '`etcdctl snapshot restore`' : '`consul snapshot restore`'}, or restore an export)`,
-      );
+  }
+}
+
+/** bbolt needs random access: a gzipped snapshot is first inflated into a private temp file. */
+async function* etcdSnapshotRecords(artifact: LocalArtifact, prefix: Buffer | undefined): AsyncIterable<KvRecord> {
+  let path = artifact.path;
+  let dir: string | undefined;
+  if (artifact.gzip) {
+    dir = await mkdtemp(join(tmpdir(), 'kvdr-snapshot-'));
+    path = join(dir, 'snapshot.db');
+    await pipeline(createReadStream(artifact.path), createGunzip(), createWriteStream(path, { mode: 0o600 }));
+  }
+  try {
+    const snapshot = await openEtcdSnapshot(path, artifact.label);
+    try {
+      yield* snapshot.records(prefix);
+    } finally {
+      await snapshot.close();
+    }
+  } finally {
+    if (dir) await rm(dir, { recursive: true, force: true });
   }
 }
 

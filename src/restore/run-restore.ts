@@ -69,7 +69,7 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
   const subject = { ...request.origin, target: target.description, scope: scopeText, force: request.force };
 
   logger.info({ artifact: request.artifact.label, scope: scopeText }, 'checking the artifact');
-  const plan = await planRestore(openRecords(request.artifact), keyScope, target);
+  const plan = await planRestore(openRecords(request.artifact, keyScope.from), keyScope, target);
   const existing = await target.inspectScope(scope);
   if (plan.leased > 0) logger.warn({ leased: plan.leased }, `${plan.leased} keys had etcd leases; they are restored without a lease`);
 
@@ -115,7 +115,7 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
     if (existing.count > 0) deleted = await target.deleteScope(scope);
     const bar = progress(`restoring into ${target.description}`, plan.records, logger);
     try {
-      written = await replay(openRecords(request.artifact), keyScope, target, plan.records, (n) => bar.update(n));
+      written = await replay(openRecords(request.artifact, keyScope.from), keyScope, target, plan.records, (n) => bar.update(n));
     } finally {
       bar.stop();
     }
