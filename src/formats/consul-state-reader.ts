@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { decodeMultiStream } from '@msgpack/msgpack';
 import { Parser, type ReadEntry } from 'tar';
 import { IntegrityError } from '../util/errors.js';
-import { verifyConsulSnapshot } from './consul-snapshot.js';
+import { verifyConsulSnapshot, type ConsulSnapshotMeta } from './consul-snapshot.js';
 import type { KvRecord } from './record.js';
 
 /** Consul's raft message type for KV entries (agent/structs: KVSRequestType). */
@@ -22,7 +22,7 @@ interface DirEntry {
  * records are KV entries, every other type is skipped. SHA256SUMS is checked on the way, and the
  * iteration fails at the end if it does not match. Strings are read raw so values keep their bytes.
  */
-export async function* readConsulSnapshotKv(input: Readable, label: string): AsyncIterable<KvRecord> {
+export async function* readConsulSnapshotKv(input: Readable, label: string, onMeta?: (meta: ConsulSnapshotMeta | undefined) => void): AsyncIterable<KvRecord> {
   const check = verifyConsulSnapshot(label);
   let resolveEntry: (entry: ReadEntry | undefined) => void = () => undefined;
   const stateBin = new Promise<ReadEntry | undefined>((resolve) => (resolveEntry = resolve));
@@ -75,6 +75,7 @@ export async function* readConsulSnapshotKv(input: Readable, label: string): Asy
     throw new IntegrityError(`${label}: state.bin cannot be decoded (${(err as Error).message}); the snapshot is damaged or of an unknown layout`);
   }
   await finished;
+  onMeta?.(check.meta());
 }
 
 function toRecord(entry: DirEntry, label: string): KvRecord {
