@@ -11,6 +11,10 @@ interface RestoreFromS3Flags extends RestoreTargetFlags {
   kind?: string;
   before?: Date;
   mode: 'keys' | 'native';
+  dataDir?: string;
+  name: string;
+  peerUrl: string;
+  initialCluster?: string;
 }
 
 export function restoreFromS3Command(): Command {
@@ -21,10 +25,17 @@ export function restoreFromS3Command(): Command {
     .option('--job <job>', 'with --latest: only this job')
     .addOption(kindOption())
     .option('--before <time>', 'with --latest: newest backup taken before this time (ISO-8601 or an age like 24h)', parseTime)
-    .addOption(new Option('--mode <mode>', 'keys: replay keys into a live cluster; native: full-cluster restore of a snapshot').choices(['keys', 'native']).default('keys'));
+    .addOption(new Option('--mode <mode>', 'keys: replay keys into a live cluster; native: full-cluster restore of a snapshot').choices(['keys', 'native']).default('keys'))
+    .option('--data-dir <dir>', 'native etcd: the member data directory to create (default ./kvdr-restore-<backup>)')
+    .option('--name <member>', 'native etcd: the member name', 'default')
+    .option('--peer-url <url>', 'native etcd: the member peer URL', 'http://localhost:2380')
+    .option('--initial-cluster <list>', 'native etcd: name=peer-url,… of every member (default: this member alone)');
   return addRestoreTargetOptions(command).action(async (flags: RestoreFromS3Flags, cmd: Command) => {
-    if (flags.mode === 'native') throw new UsageError("--mode native is not built yet in this version of kvdr; use --mode keys");
-    const [{ runRestore }, { selectBackup, fetchVerified }] = await Promise.all([import('../restore/run-restore.js'), import('../restore/fetch-backup.js')]);
+    const [{ runRestore }, { selectBackup, fetchVerified }, { runNativeRestore }] = await Promise.all([
+      import('../restore/run-restore.js'),
+      import('../restore/fetch-backup.js'),
+      import('../restore/native-restore.js'),
+    ]);
     const ctx = contextFor(cmd);
     const config = await ctx.config();
     if (flags.backup === undefined && !flags.latest) throw new UsageError('give --backup <id> or --latest');
@@ -45,6 +56,24 @@ export function restoreFromS3Command(): Command {
       ctx.logger.info({ backup: manifest.id, kind: manifest.kind, finishedAt: manifest.finishedAt }, `restoring backup ${manifest.id}`);
       const { artifact, cleanup } = await fetchVerified(selected);
       try {
+        if (flags.mode === 'native') {
+          await withRestoreTarget(cmd, flags, config, async (shared) => {
+            await runNativeRestore({
+              ...shared,
+              repository: shared.repository as NonNullable<typeof shared.repository>,
+              artifact,
+              backupId: manifest.id,
+              etcd: {
+                dataDir: flags.dataDir ?? `./kvdr-restore-${manifest.id}`,
+                name: flags.name,
+                peerUrl: flags.peerUrl,
+                ...(flags.initialCluster !== undefined ? { initialCluster: flags.initialCluster } : {}),
+              },
+            });
+            return undefined;
+          });
+          return;
+        }
         const pxDump = artifact.format === 'px-dump';
         const clusterId = flags.clusterId ?? backupCluster;
         if (pxDump && !clusterId) throw new UsageError(`--cluster-id: backup ${manifest.id} is a PX dump of an unknown cluster; name the cluster`);

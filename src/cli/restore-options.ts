@@ -26,7 +26,7 @@ export async function withRestoreTarget(
   command: Command,
   flags: RestoreTargetFlags,
   config: KvdrConfig | undefined,
-  run: (shared: Shared) => Promise<RestoreResult>,
+  run: (shared: Shared) => Promise<RestoreResult | undefined>,
 ): Promise<void> {
   const ctx = contextFor(command);
   if (!flags.target) throw new UsageError('--target: give the KVDB to restore into, e.g. etcd:http://127.0.0.1:2379');
@@ -47,7 +47,7 @@ export async function withRestoreTarget(
       ...(flags.prefix !== undefined ? { prefix: flags.prefix } : {}),
       ...(flags.toPrefix !== undefined ? { toPrefix: flags.toPrefix } : {}),
     });
-    if (result.dryRun) return;
+    if (!result || result.dryRun) return;
     if (ctx.json) ctx.print(JSON.stringify({ ...result, plan: { ...result.plan, byTopLevel: Object.fromEntries(result.plan.byTopLevel) } }, null, 2));
     else {
       ctx.print(

@@ -1,5 +1,6 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { Readable } from 'node:stream';
 import { KvdrError, oneLine } from '../../util/errors.js';
 import { readAll } from '../../util/streams.js';
 import type { ConsulAccess } from './connect.js';
@@ -9,7 +10,8 @@ export interface ConsulRequest {
   /** Path under /v1, e.g. `/snapshot`. */
   path: string;
   query?: Record<string, string | boolean | undefined>;
-  body?: Buffer | string;
+  /** A stream for large bodies (snapshot restores). */
+  body?: Buffer | string | Readable;
   /** What the caller was doing, for the error message: "take a snapshot". */
   what: string;
   /** The ACL permission the call needs, named in the error when Consul refuses the token. */
@@ -43,7 +45,10 @@ export async function consulRequest(access: ConsulAccess, req: ConsulRequest): P
     r.on('response', resolve);
     r.on('timeout', () => r.destroy(Object.assign(new Error('no answer within 30s'), { code: 'ETIMEDOUT' })));
     r.on('error', (err) => reject(describeConsulFailure(err, access, req)));
-    r.end(req.body);
+    if (req.body instanceof Readable) {
+      req.body.on('error', (err) => r.destroy(err));
+      req.body.pipe(r);
+    } else r.end(req.body);
   });
   const status = response.statusCode ?? 0;
   if ((status >= 200 && status < 300) || req.accept?.includes(status)) {
