@@ -63,6 +63,22 @@ MOD
   ln -sfn "$target" "$KVDR_BIN_DIR/consul"
 }
 
+install_etcd35() {
+  local target="$KVDR_BIN_DIR/etcd-$KVDR_ETCD35_VERSION"
+  if [ ! -x "$target" ]; then
+    log "etcd: building go.etcd.io/etcd/server/v3@$KVDR_ETCD35_VERSION via a wrapper module (first time only, about a minute)"
+    local src="$KVDR_CACHE_DIR/src/etcd-wrapper-$KVDR_ETCD35_VERSION" v="$KVDR_ETCD35_VERSION"
+    rm -rf "$src"; mkdir -p "$src"
+    printf 'module kvdr.local/etcd-wrapper\n\ngo 1.22\n' >"$src/go.mod"
+    (cd "$src" && GOFLAGS=-buildvcs=false go get "go.etcd.io/etcd/server/v3@$v" "go.etcd.io/etcd/api/v3@$v" \
+        "go.etcd.io/etcd/client/pkg/v3@$v" "go.etcd.io/etcd/client/v2@$KVDR_ETCD35_CLIENT_V2_VERSION" \
+        "go.etcd.io/etcd/client/v3@$v" "go.etcd.io/etcd/pkg/v3@$v" "go.etcd.io/etcd/raft/v3@$v" \
+      && GOFLAGS=-buildvcs=false go build -trimpath -o "$target.tmp" go.etcd.io/etcd/server/v3 \
+      && mv "$target.tmp" "$target")
+  fi
+  ln -sfn "$target" "$KVDR_BIN_DIR/etcd35"
+}
+
 install_tools() {
   # docker-compose validates docker-compose.yml in a test (no Docker engine runs here).
   command -v docker-compose >/dev/null || { log "installing docker-compose (Debian)"; apt_install docker-compose; }
@@ -71,10 +87,11 @@ install_tools() {
 what="${1:-all}"
 case "$what" in
   etcd) install_etcd ;;
+  etcd35) install_etcd35 ;;
   minio) install_minio ;;
   consul) install_consul ;;
   tools) install_tools ;;
-  all) install_etcd; install_tools; install_minio; install_consul ;;
-  *) echo "usage: $0 [all|etcd|minio|consul|tools]" >&2; exit 2 ;;
+  all) install_etcd; install_tools; install_minio; install_consul; install_etcd35 ;;
+  *) echo "usage: $0 [all|etcd|etcd35|minio|consul|tools]" >&2; exit 2 ;;
 esac
-log "ready: $(etcd --version 2>/dev/null | head -1 || true); minio $KVDR_MINIO_VERSION; consul $KVDR_CONSUL_VERSION (cached in $KVDR_BIN_DIR)"
+log "ready: $(etcd --version 2>/dev/null | head -1 || true) (and $KVDR_ETCD35_VERSION); minio $KVDR_MINIO_VERSION; consul $KVDR_CONSUL_VERSION (cached in $KVDR_BIN_DIR)"

@@ -6,6 +6,10 @@ KVDR_MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
 # 1.20.1 is the newest release whose in-tree modules (api, sdk, proto-public, envoyextensions,
 # troubleshoot) and dependencies are all in the checksum database; 1.20.6+ need an unlisted consul-awsauth.
 KVDR_CONSUL_VERSION="v1.20.1"
+# etcd 3.5 for the snapshot reader's tests (Debian ships 3.4): built from its Go module through a wrapper,
+# since go.etcd.io/etcd/server/v3's go.mod has replace directives.
+KVDR_ETCD35_VERSION="v3.5.17"
+KVDR_ETCD35_CLIENT_V2_VERSION="v2.305.17"
 # Where built binaries are cached, outside any clone, so a second install is instant.
 KVDR_CACHE_DIR="${KVDR_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kvdr}"
 KVDR_BIN_DIR="$KVDR_CACHE_DIR/bin"

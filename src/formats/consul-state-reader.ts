@@ -57,7 +57,7 @@ export async function* readConsulSnapshotKv(input: Readable, label: string, onMe
   let first = true;
   let type: number | undefined;
   try {
-    for await (const value of decodeMultiStream<undefined>(entry as unknown as AsyncIterable<Uint8Array>, { rawStrings: true })) {
+    for await (const value of decodeMultiStream<undefined>(entry, { rawStrings: true })) {
       if (first) {
         first = false; // the SnapshotHeader
         continue;

@@ -114,7 +114,7 @@ async function etcdDataDir(request: NativeRestoreRequest): Promise<void> {
     await run('etcdctl', ['snapshot', 'restore', file, '--data-dir', dataDir, '--name', etcd.name, '--initial-cluster', cluster, '--initial-advertise-peer-urls', etcd.peerUrl], {
       env: { ...process.env, ETCDCTL_API: '3' },
     }).catch((err: { stderr?: string }) => {
-      throw new KvdrError(`etcdctl snapshot restore failed: ${oneLine(err.stderr ?? String(err))}`);
+      throw new KvdrError(`etcdctl snapshot restore failed: ${oneLine(err.stderr ?? err)}`);
     });
     request.print(
       [

@@ -20,6 +20,7 @@ export const STACK_VARIABLES = [
   'KVDR_S3_ACCESS_KEY',
   'KVDR_S3_SECRET_KEY',
   'KVDR_S3_KMS_KEY_ID',
+  'KVDR_ETCD35_BIN',
 ] as const;
 
 export async function stackUp(dir: string, watchPid: number): Promise<Record<string, string>> {

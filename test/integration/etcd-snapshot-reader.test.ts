@@ -10,6 +10,7 @@ import type { KvRecord } from '../../src/formats/record.js';
 import { connectEtcd } from '../../src/sources/etcd/connect.js';
 import { IntegrityError } from '../../src/util/errors.js';
 import { startEtcd, type EtcdInstance } from '../harness/etcd-instance.js';
+import { requireEnv } from '../harness/namespace.js';
 
 const run = promisify(execFile);
 
@@ -19,7 +20,10 @@ async function collect(records: AsyncIterable<KvRecord>): Promise<Map<string, { 
   return out;
 }
 
-describe('etcd snapshot reader (bbolt)', () => {
+describe.each([
+  ['3.4 (Debian)', undefined],
+  ['3.5 (Go module)', 'KVDR_ETCD35_BIN'],
+])('etcd snapshot reader (bbolt), etcd %s', (_version, binaryVariable) => {
   let etcd: EtcdInstance;
   let dir: string;
   let file: string;
@@ -27,7 +31,7 @@ describe('etcd snapshot reader (bbolt)', () => {
   let revision: number;
 
   beforeAll(async () => {
-    etcd = await startEtcd();
+    etcd = await startEtcd(binaryVariable ? { binary: requireEnv(binaryVariable) } : {});
     dir = await mkdtemp(join(tmpdir(), 'kvdr-bbolt-'));
     const client = connectEtcd({ endpoints: [etcd.endpoint] }, {});
     // Enough keys for branch pages, values over several pages, overwrites, deletes, leases, binary keys.
@@ -115,6 +119,39 @@ describe('etcd snapshot reader (bbolt)', () => {
       })().catch((e: unknown) => e);
       expect(err, String(message)).toBeInstanceOf(IntegrityError);
       expect((err as Error).message).toMatch(message);
+    }
+  });
+});
+
+describe('etcd 3.5 snapshots through the backup path', () => {
+  it('stores a 3.5 snapshot that the reader and etcdctl accept, with the revision etcd reported', async () => {
+    const etcd = await startEtcd({ binary: requireEnv('KVDR_ETCD35_BIN') });
+    const dir = await mkdtemp(join(tmpdir(), 'kvdr-etcd35-'));
+    try {
+      await etcd.ctl('put', 'pwx/c1/a', '1');
+      const { runBackup } = await import('../../src/backup/run-backup.js');
+      const { testConfig, quietLogger } = await import('../harness/config.js');
+      const manifest = await runBackup({
+        config: testConfig({
+          sources: [{ name: 'e', type: 'etcd', endpoints: [etcd.endpoint] }],
+          repositories: [{ name: 'dr', type: 'fs', path: dir }],
+          jobs: [{ name: 'j', source: 'e', kind: 'etcd-snapshot', compression: 'none', schedule: '0 * * * *', repository: 'dr' }],
+        }),
+        job: 'j',
+        logger: quietLogger,
+      });
+      const snapshot = await openEtcdSnapshot(join(dir, manifest.repository.key), 'etcd35.db');
+      try {
+        const keys = [...(await collect(snapshot.records())).keys()].map((k) => Buffer.from(k, 'hex').toString());
+        expect(keys).toEqual(['pwx/c1/a']);
+        expect(manifest.revision).toBeGreaterThanOrEqual(snapshot.revision());
+      } finally {
+        await snapshot.close();
+      }
+      await run('etcdctl', ['snapshot', 'status', join(dir, manifest.repository.key)], { env: { ...process.env, ETCDCTL_API: '3' } });
+    } finally {
+      await etcd.stop();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
