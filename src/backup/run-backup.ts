@@ -28,9 +28,10 @@ export interface RunBackupOptions {
   now?: () => Date;
 }
 
-/** Runs one configured backup job. */
+/** Runs one configured backup job (px-dumps jobs: see collectPxDumps). */
 export async function runBackup(options: RunBackupOptions): Promise<Manifest> {
   const job = findJob(options.config, options.job);
+  if (job.kind === 'px-dumps') throw new UsageError(`job ${job.name} collects PX dumps; it can store several backups per run (kvdr backup handles it)`);
   const source = options.config.sources.find((s) => s.name === job.source) as SourceConfig;
   const repository = options.config.repositories.find((r) => r.name === job.repository) as RepositoryConfig;
   const store = openStore(repository);
@@ -59,6 +60,8 @@ export interface TakeBackupOptions extends Omit<RunBackupOptions, 'config' | 'jo
   kind: Manifest['kind'];
   /** Which producer makes the artifact (a safety backup is an export). */
   produce: JobKind;
+  /** An artifact opened by the caller (PX dump files), instead of one made from the source. */
+  artifact?: ArtifactSource;
   source: SourceConfig;
   scope: string;
   compression: 'gzip' | 'none';
@@ -80,7 +83,7 @@ export async function takeBackup(options: TakeBackupOptions): Promise<Manifest> 
 
   let artifact: ArtifactSource | undefined;
   try {
-    artifact = await openSource(options.produce, source, scope);
+    artifact = options.artifact ?? (await openSource(options.produce, source, scope));
     // A Consul snapshot is a tar.gz already: a second gzip would cost CPU and save nothing.
     const compression = options.produce === 'consul-snapshot' ? 'none' : options.compression;
     const key = artifactKey(options.job, id, artifact.extension + (compression === 'gzip' ? '.gz' : ''));
@@ -152,7 +155,7 @@ export async function takeBackup(options: TakeBackupOptions): Promise<Manifest> 
   }
 }
 
-function findJob(config: KvdrConfig, name: string): JobConfig {
+export function findJob(config: KvdrConfig, name: string): JobConfig {
   const job = config.jobs.find((j) => j.name === name);
   if (!job) {
     const known = config.jobs.map((j) => j.name).join(', ') || 'none configured';
@@ -172,6 +175,6 @@ async function openSource(kind: JobKind, source: SourceConfig, scope: string): P
     case 'consul-export':
       return openConsulExport(source, scope);
     case 'px-dumps':
-      throw new KvdrError(`backups of kind px-dumps are taken by the scheduler service (kvdr serve), which is not built yet in this version of kvdr`);
+      throw new KvdrError('px-dumps jobs collect dump files: run them through collectPxDumps');
   }
 }

@@ -48,6 +48,7 @@ export function restoreFromS3Command(): Command {
       ...(flags.clusterId !== undefined && flags.backup === undefined ? { clusterId: flags.clusterId } : {}),
     });
     const { manifest } = selected;
+    if (selected.reason) process.stderr.write(`${selected.reason}\n`);
     try {
       const backupCluster = manifest.source.clusterId;
       if (flags.clusterId && backupCluster && flags.clusterId !== backupCluster && flags.toPrefix === undefined) {

@@ -111,6 +111,8 @@ export const configSchema = z.strictObject({
       dirs: z.array(z.string().min(1)).default(['/var/cores/kvdb_dump']),
       node: z.string().optional(),
       clusterId: z.string().min(1).optional(),
+      /** A dump is collected once it has not changed for this long (a node may still be writing it). */
+      stableSeconds: z.number().min(0).default(10),
     })
     .prefault({}),
   service: z

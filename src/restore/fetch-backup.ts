@@ -28,6 +28,8 @@ export interface SelectedBackup {
   manifest: Manifest;
   store: ObjectStore;
   repository: RepositoryConfig;
+  /** Why this one, when there was a choice worth explaining (PX dumps). */
+  reason?: string;
 }
 
 /** Finds the backup to restore: by id, or the newest matching --job/--kind/--before/--cluster-id. */
@@ -57,7 +59,7 @@ export async function selectBackup(config: KvdrConfig, selector: BackupSelector)
       }
     }
   }
-  const newest = candidates.sort((a, b) => a.manifest.finishedAt.localeCompare(b.manifest.finishedAt)).at(-1);
+  const newest = candidates.every((c) => c.manifest.kind === 'px-dumps') ? freshestDump(candidates) : candidates.sort((a, b) => a.manifest.finishedAt.localeCompare(b.manifest.finishedAt)).at(-1);
   if (newest) return keep(newest);
   await Promise.all(stores.map((s) => s.close()));
   if (selector.backup !== undefined) throw new UsageError(`no backup ${selector.backup} in ${config.repositories.map((r) => r.name).join(', ')}; see kvdr backups list`);
@@ -65,6 +67,25 @@ export async function selectBackup(config: KvdrConfig, selector: BackupSelector)
       .filter(([, v]) => v !== undefined)
     .map(([k, v]) => `--${k} ${String(v)}`);
   throw new UsageError(`no backup matches${filters.length ? ` ${filters.join(' ')}` : ''}; see kvdr backups list`);
+}
+
+/**
+ * Among stored PX dumps (several nodes, several files), the freshest is the one whose highest KVDBIndex
+ * is greatest, ties broken by the time in its file name; when it was uploaded says nothing.
+ */
+function freshestDump(candidates: SelectedBackup[]): SelectedBackup | undefined {
+  const index = (c: SelectedBackup): number => Number(c.manifest.details['maxKvdbIndex'] ?? 0);
+  const time = (c: SelectedBackup): string => String(c.manifest.details['fileTime'] ?? '');
+  const ordered = [...candidates].sort((a, b) => index(b) - index(a) || time(b).localeCompare(time(a)));
+  const [chosen, runnerUp] = ordered;
+  if (!chosen) return undefined;
+  const name = (c: SelectedBackup): string => `${String(c.manifest.details['file'])} from ${String(c.manifest.details['node'])}`;
+  const why = !runnerUp
+    ? 'the only stored dump'
+    : index(chosen) > index(runnerUp)
+      ? `highest KVDBIndex ${index(chosen)} (next: ${name(runnerUp)} at ${index(runnerUp)})`
+      : `KVDBIndex ${index(chosen)} ties with ${name(runnerUp)}; the later time in its name breaks the tie`;
+  return { ...chosen, reason: `chose ${chosen.manifest.id} (${name(chosen)}): ${why}` };
 }
 
 /** The job name inside a backup id `<stamp>-<job>-<6 hex>`. */

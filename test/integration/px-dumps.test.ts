@@ -1,0 +1,96 @@
+import { copyFile, mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Manifest } from '../../src/repository/manifest.js';
+import { connectEtcd } from '../../src/sources/etcd/connect.js';
+import { kvdr } from '../harness/cli.js';
+import { etcdPairs } from '../harness/etcd-state.js';
+import { createTestBucket, type TestBucket } from '../harness/minio.js';
+import { requireEnv, uniqueName } from '../harness/namespace.js';
+import { PROJECT_ROOT } from '../harness/stack.js';
+
+const OLDER = `${PROJECT_ROOT}test/fixtures/pxdump/pwx_kvdb_2018-05-25T22:57:41Z.dump`;
+const NEWER = `${PROJECT_ROOT}test/fixtures/pxdump/pwx_kvdb_2018-05-25T22:59:08Z.dump`;
+
+describe('px-dumps jobs and restoring the freshest stored dump', () => {
+  let bucket: TestBucket;
+  let dir: string;
+  let cluster: string;
+  const env = (): NodeJS.ProcessEnv => ({ AWS_ACCESS_KEY_ID: requireEnv('KVDR_S3_ACCESS_KEY'), AWS_SECRET_ACCESS_KEY: requireEnv('KVDR_S3_SECRET_KEY') });
+
+  async function nodeConfig(node: string, stableSeconds = 0): Promise<{ config: string; dumps: string }> {
+    const dumps = join(dir, node);
+    await mkdir(dumps, { recursive: true });
+    const config = join(dir, `${node}-${stableSeconds}.yaml`);
+    await writeFile(
+      config,
+      `sources: [{name: px, type: etcd, endpoints: ["${requireEnv('KVDR_ETCD_ENDPOINT')}"], clusterId: ${cluster}}]\n` +
+        `repositories: [{name: dr, type: s3, bucket: ${bucket.name}, region: us-east-1, endpoint: "${requireEnv('KVDR_S3_ENDPOINT')}", forcePathStyle: true}]\n` +
+        `jobs: [{name: dumps, source: px, kind: px-dumps, schedule: "*/5 * * * *", repository: dr}]\n` +
+        `pxDumps: {dirs: [${dumps}], node: ${node}, stableSeconds: ${stableSeconds}}\n`,
+    );
+    return { config, dumps };
+  }
+  const backup = async (config: string): Promise<{ ids: string[]; summary: string }> => {
+    const { code, stdout, stderr } = await kvdr(['--config', config, 'backup', 'dumps'], env());
+    expect(code, stderr).toBe(0);
+    return { ids: stdout.trim().split('\n').filter((l) => l !== ''), summary: stderr.trim().split('\n').at(-1) ?? '' };
+  };
+
+  beforeAll(async () => {
+    bucket = await createTestBucket('px-dumps');
+    dir = await mkdtemp(join(tmpdir(), 'kvdr-px-dumps-'));
+    cluster = uniqueName('px');
+  });
+  afterAll(async () => {
+    await bucket.remove();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('uploads each new dump once, by content, waits for dumps still being written, and leaves the files', async () => {
+    const a = await nodeConfig('node-a');
+    // Node a's newest-looking file name holds the older dump: names are not trusted.
+    await copyFile(OLDER, join(a.dumps, 'pwx_kvdb_2018-05-26T00:00:00Z.dump'));
+    const first = await backup(a.config);
+    expect(first.ids).toHaveLength(1);
+    expect(first.summary).toBe('1 new dumps stored, 0 already in the repository, 0 still being written');
+
+    await copyFile(OLDER, join(a.dumps, 'pwx_kvdb_2018-05-26T01:00:00Z.dump')); // same bytes, new name
+    expect((await backup(a.config)).summary).toBe('0 new dumps stored, 2 already in the repository, 0 still being written');
+
+    const hourAgo = new Date(Date.now() - 2 * 3600_000);
+    for (const name of await readdir(a.dumps)) await utimes(join(a.dumps, name), hourAgo, hourAgo);
+    const settling = await nodeConfig('node-a', 3600);
+    await copyFile(NEWER, join(settling.dumps, 'pwx_kvdb_2018-05-25T22:59:08Z.dump'));
+    const now = new Date();
+    await utimes(join(settling.dumps, 'pwx_kvdb_2018-05-25T22:59:08Z.dump'), now, now);
+    expect((await backup(settling.config)).summary).toBe('0 new dumps stored, 2 already in the repository, 1 still being written');
+    await rm(join(settling.dumps, 'pwx_kvdb_2018-05-25T22:59:08Z.dump'));
+    expect((await readdir(a.dumps)).length).toBe(2);
+
+    const b = await nodeConfig('node-b');
+    await copyFile(NEWER, join(b.dumps, 'pwx_kvdb_2018-05-25T22:59:08Z.dump'));
+    expect((await backup(b.config)).ids).toHaveLength(1);
+
+    const listed = JSON.parse((await kvdr(['--config', b.config, 'backups', 'list', '--kind', 'px-dumps', '--json'], env())).stdout) as Manifest[];
+    expect(listed.map((m) => [m.details['node'], m.records, m.details['maxKvdbIndex'], m.source.clusterId])).toEqual([
+      ['node-a', 35, 1104, cluster],
+      ['node-b', 46, 1125, cluster],
+    ]);
+    expect(listed[0]?.scope.prefix).toBe(`pwx/${cluster}/`);
+  });
+
+  it('restore-from-s3 --latest --kind px-dumps restores the dump with the highest KVDBIndex and says why', async () => {
+    const { config } = await nodeConfig('restorer');
+    const { code, stderr } = await kvdr(['--config', config, 'restore-from-s3', '--latest', '--kind', 'px-dumps', '--target', `etcd:${requireEnv('KVDR_ETCD_ENDPOINT')}`], env());
+    expect(code, stderr).toBe(0);
+    expect(stderr).toMatch(/chose \S+ \(pwx_kvdb_2018-05-25T22:59:08Z\.dump from node-b\): highest KVDBIndex 1125 \(next: pwx_kvdb_2018-05-26T00:00:00Z\.dump from node-a at 1104\)/);
+    const etcd = connectEtcd({ endpoints: [requireEnv('KVDR_ETCD_ENDPOINT')] }, {});
+    try {
+      expect((await etcdPairs(etcd, `pwx/${cluster}/`)).size).toBe(46);
+    } finally {
+      etcd.close();
+    }
+  });
+});
