@@ -75,7 +75,10 @@ export async function selectBackup(config: KvdrConfig, selector: BackupSelector)
  */
 function freshestDump(candidates: SelectedBackup[]): SelectedBackup | undefined {
   const index = (c: SelectedBackup): number => Number(c.manifest.details['maxKvdbIndex'] ?? 0);
-  const time = (c: SelectedBackup): string => String(c.manifest.details['fileTime'] ?? '');
+  const time = (c: SelectedBackup): string => {
+    const value = c.manifest.details['fileTime'];
+    return typeof value === 'string' ? value : '';
+  };
   const ordered = [...candidates].sort((a, b) => index(b) - index(a) || time(b).localeCompare(time(a)));
   const [chosen, runnerUp] = ordered;
   if (!chosen) return undefined;
