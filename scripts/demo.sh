@@ -24,11 +24,18 @@ export KVDR_DEMO_BACKUPS="$stack/backups"
 node scripts/demo-seed.mjs
 kvdr() { node dist/cli/kvdr.js --config config/demo.yaml "$@"; }
 
+for job in etcd-snapshot etcd-export consul-snapshot consul-export px-dumps; do
+  echo "== kvdr backup $job"
+  kvdr --log-level warn backup "$job"
+done
 echo
 echo "== kvdr backups list"
 kvdr backups list
 echo
+echo "== kvdr restore-from-s3 --latest --job etcd-export --to-prefix drill/ --dry-run"
+kvdr --log-level warn restore-from-s3 --latest --job etcd-export --target "etcd:$KVDR_ETCD_ENDPOINT" --to-prefix "drill/$(date +%s)/" --dry-run
+echo
 echo "The demo stack keeps running (state in $stack):"
 echo "  etcd   $KVDR_ETCD_ENDPOINT    consul $KVDR_CONSUL_ADDR    minio $KVDR_S3_ENDPOINT (bucket kvdr-demo)"
-echo "Try:  set -a; . $stack/env; set +a; node dist/cli/kvdr.js --config config/demo.yaml --help"
+echo "Try:  set -a; . $stack/env; set +a; node dist/cli/kvdr.js --config config/demo.yaml serve   # the scheduler, every 5 minutes"
 echo "Stop: npm run demo -- down"

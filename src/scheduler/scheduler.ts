@@ -1,0 +1,139 @@
+import { createTask, type ScheduledTask } from 'node-cron';
+import type { JobConfig, KvdrConfig } from '../config/schema.js';
+import { oneLine } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import { needsCatchUp, schedulePeriodMs } from './catch-up.js';
+import { withRetries, type RetryOptions } from './retry.js';
+
+export interface JobStatus {
+  job: string;
+  schedule: string;
+  running: boolean;
+  lastRun?: { startedAt: string; finishedAt: string; ok: boolean; error?: string };
+  lastSuccess?: string;
+  nextRun?: string;
+}
+
+export interface SchedulerOptions {
+  config: KvdrConfig;
+  logger: Logger;
+  /** Runs one job to the end; must stop promptly when the signal aborts. */
+  runJob: (job: JobConfig, signal: AbortSignal) => Promise<void>;
+  /** The time of a job's newest successful backup, for catch-up. */
+  lastSuccess: (job: JobConfig) => Promise<Date | undefined>;
+  /** @defaultValue () => new Date() */
+  now?: () => Date;
+  /** How long close() lets running jobs finish before aborting them. @defaultValue 30000 */
+  shutdownGraceMs?: number;
+  /** Backoff tuning and test hooks for retries (the count comes from each job). */
+  retry?: Omit<RetryOptions, 'retries' | 'signal'>;
+}
+
+interface JobState {
+  job: JobConfig;
+  task: ScheduledTask;
+  running?: Promise<void>;
+  controller?: AbortController;
+  status: JobStatus;
+}
+
+/**
+ * Runs the configured jobs on their cron schedules (node-cron; UTC unless a job names a timezone).
+ * A job never runs twice at once (a slot that finds it running is skipped and logged); each run has
+ * the job's timeout and retries with exponential backoff and jitter; on start, a job whose last success
+ * is older than its period runs once. close() stops scheduling, lets running jobs finish up to a
+ * deadline, then aborts them — an aborted backup writes no manifest.
+ */
+export class Scheduler {
+  private readonly states = new Map<string, JobState>();
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly options: SchedulerOptions) {}
+
+  async start(): Promise<void> {
+    const { config, logger } = this.options;
+    const now = this.options.now ?? (() => new Date());
+    for (const job of config.jobs) {
+      const task = createTask(job.schedule, () => this.trigger(job.name, 'schedule'), { timezone: job.timezone, name: job.name });
+      this.states.set(job.name, { job, task, status: { job: job.name, schedule: job.schedule, running: false } });
+    }
+    for (const state of this.states.values()) {
+      await state.task.start();
+      const last = await this.options.lastSuccess(state.job).catch((err: unknown) => {
+        logger.warn({ job: state.job.name }, `cannot read the last success of ${state.job.name}: ${oneLine(err)}`);
+        return undefined;
+      });
+      if (last) state.status.lastSuccess = last.toISOString();
+      if (needsCatchUp(last, schedulePeriodMs(state.job.schedule, state.job.timezone), now())) {
+        logger.info({ job: state.job.name, lastSuccess: last?.toISOString() ?? 'never' }, `${state.job.name} missed a slot: running it now`);
+        void this.trigger(state.job.name, 'catch-up');
+      }
+    }
+    logger.info({ jobs: config.jobs.map((j) => j.name) }, `scheduler started with ${config.jobs.length} jobs`);
+  }
+
+  /** Starts a run unless one is going (no overlap). Returns the run, for callers that wait. */
+  trigger(name: string, why: 'schedule' | 'catch-up' | 'manual'): Promise<void> | undefined {
+    const state = this.states.get(name);
+    if (!state || this.closing) return undefined;
+    if (state.running) {
+      this.options.logger.warn({ job: name }, `${name}: the previous run is still going; this ${why} slot is skipped`);
+      return undefined;
+    }
+    const controller = new AbortController();
+    const timeout = setTimeout(() => controller.abort(new Error(`timed out after ${state.job.timeoutMinutes} minutes`)), state.job.timeoutMinutes * 60_000);
+    const startedAt = new Date();
+    state.controller = controller;
+    state.status.running = true;
+    state.running = withRetries(() => this.options.runJob(state.job, controller.signal), {
+      ...this.options.retry,
+      retries: state.job.retries,
+      signal: controller.signal,
+      onRetry: (attempt, delayMs, err) =>
+        this.options.logger.warn({ job: name, attempt, delayMs }, `${name} failed (${oneLine(err)}); retry ${attempt} of ${state.job.retries} in ${Math.round(delayMs / 1000)}s`),
+    })
+      .then(
+        () => {
+          const finishedAt = new Date().toISOString();
+          state.status.lastRun = { startedAt: startedAt.toISOString(), finishedAt, ok: true };
+          state.status.lastSuccess = finishedAt;
+        },
+        (err: unknown) => {
+          state.status.lastRun = { startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), ok: false, error: oneLine(err) };
+          this.options.logger.error({ job: name }, `${name} failed: ${oneLine(err)}`);
+        },
+      )
+      .finally(() => {
+        clearTimeout(timeout);
+        state.running = undefined;
+        state.controller = undefined;
+        state.status.running = false;
+      });
+    return state.running;
+  }
+
+  status(): JobStatus[] {
+    return [...this.states.values()].map((s) => ({ ...s.status, ...(s.task.getNextRun() ? { nextRun: s.task.getNextRun()?.toISOString() } : {}) }));
+  }
+
+  /** Idempotent: the second call waits for the first. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const state of this.states.values()) await state.task.destroy();
+      const running = [...this.states.values()].filter((s) => s.running !== undefined);
+      if (running.length === 0) return;
+      this.options.logger.info({ jobs: running.map((s) => s.job.name) }, 'waiting for running jobs to finish');
+      const grace = this.options.shutdownGraceMs ?? 30_000;
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), grace)));
+      const all = Promise.all(running.map((s) => s.running ?? Promise.resolve())).then(() => 'done' as const);
+      if ((await Promise.race([all, deadline])) === 'late') {
+        this.options.logger.warn(`jobs still running after ${grace} ms: aborting them (no manifest is written for an aborted backup)`);
+        for (const s of running) s.controller?.abort(new Error('the service is shutting down'));
+        await all;
+      }
+      clearTimeout(timer);
+    })();
+    return this.closing;
+  }
+}

@@ -1,0 +1,35 @@
+import { collectPxDumps } from '../backup/collect-px-dumps.js';
+import { runBackup } from '../backup/run-backup.js';
+import type { JobConfig, KvdrConfig } from '../config/schema.js';
+import { readCatalog } from '../repository/catalog.js';
+import { openStore } from '../repository/open-store.js';
+import { prune } from '../repository/prune.js';
+import type { Logger } from '../util/logger.js';
+import { Scheduler, type SchedulerOptions } from './scheduler.js';
+
+/** The scheduler wired to the real backup jobs: run the job, then apply that job's retention. */
+export function backupScheduler(config: KvdrConfig, logger: Logger, overrides: Partial<SchedulerOptions> = {}): Scheduler {
+  return new Scheduler({
+    config,
+    logger,
+    runJob: async (job, signal) => {
+      if (job.kind === 'px-dumps') await collectPxDumps({ config, job: job.name, logger });
+      else await runBackup({ config, job: job.name, logger, signal });
+      await prune({ config: { ...config, jobs: [job] }, logger, dryRun: false });
+    },
+    lastSuccess: (job) => lastSuccess(config, job),
+    ...overrides,
+  });
+}
+
+async function lastSuccess(config: KvdrConfig, job: JobConfig): Promise<Date | undefined> {
+  const repository = config.repositories.find((r) => r.name === job.repository);
+  if (!repository) return undefined;
+  const store = openStore(repository);
+  try {
+    const newest = (await readCatalog(store, { job: job.name })).at(-1);
+    return newest ? new Date(newest.finishedAt) : undefined;
+  } finally {
+    await store.close();
+  }
+}

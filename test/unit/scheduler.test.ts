@@ -1,0 +1,171 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { configSchema, type JobConfig } from '../../src/config/schema.js';
+import { needsCatchUp, schedulePeriodMs } from '../../src/scheduler/catch-up.js';
+import { backoffDelay, withRetries } from '../../src/scheduler/retry.js';
+import { Scheduler } from '../../src/scheduler/scheduler.js';
+import { quietLogger } from '../harness/config.js';
+
+describe('retries', () => {
+  it('back off exponentially with full jitter, capped', () => {
+    expect(backoffDelay(0, 1000, 60_000, () => 0.999)).toBe(999);
+    expect(backoffDelay(3, 1000, 60_000, () => 0.5)).toBe(4000);
+    expect(backoffDelay(10, 1000, 60_000, () => 0.999)).toBe(59_940);
+    expect(backoffDelay(2, 1000, 60_000, () => 0)).toBe(0);
+  });
+
+  it('retry until success, then give up after the configured count', async () => {
+    const sleeps: number[] = [];
+    const sleep = (ms: number): Promise<void> => {
+      sleeps.push(ms);
+      return Promise.resolve();
+    };
+    let calls = 0;
+    expect(await withRetries(async () => (++calls < 3 ? Promise.reject(new Error('flaky')) : 'ok'), { retries: 3, sleep, random: () => 1, baseDelayMs: 100 })).toBe('ok');
+    expect(sleeps).toEqual([100, 200]);
+    await expect(withRetries(() => Promise.reject(new Error('down')), { retries: 2, sleep, random: () => 0 })).rejects.toThrow('down');
+  });
+
+  it('stop retrying once aborted', async () => {
+    const controller = new AbortController();
+    let calls = 0;
+    const failing = (): Promise<never> => {
+      calls++;
+      controller.abort();
+      return Promise.reject(new Error('aborted run'));
+    };
+    await expect(withRetries(failing, { retries: 5, signal: controller.signal, sleep: () => Promise.resolve() })).rejects.toThrow('aborted run');
+    expect(calls).toBe(1);
+  });
+});
+
+describe('catch-up', () => {
+  it('knows a schedule period', () => {
+    expect(schedulePeriodMs('0 * * * *', 'UTC')).toBe(3_600_000);
+    expect(schedulePeriodMs('*/5 * * * * *', 'UTC')).toBe(5_000);
+  });
+
+  it('runs once when the last success is older than one period, or there is none', () => {
+    const now = new Date('2026-11-23T12:00:00Z');
+    expect(needsCatchUp(undefined, 3_600_000, now)).toBe(true);
+    expect(needsCatchUp(new Date('2026-11-23T10:30:00Z'), 3_600_000, now)).toBe(true);
+    expect(needsCatchUp(new Date('2026-11-23T11:30:00Z'), 3_600_000, now)).toBe(false);
+  });
+});
+
+describe('scheduler (fake clock)', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ now: new Date('2026-11-23T12:00:00.500Z') });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  const config = (jobs: Partial<JobConfig>[]) =>
+    configSchema.parse({
+      sources: [{ name: 's', type: 'etcd', endpoints: ['http://127.0.0.1:2379'] }],
+      repositories: [{ name: 'r', type: 'fs', path: '/tmp/unused' }],
+      jobs: jobs.map((j, i) => ({ name: `j${i}`, source: 's', kind: 'etcd-export', schedule: '*/10 * * * * *', repository: 'r', retries: 0, ...j })),
+    });
+
+  it('catches up a job that never succeeded, then runs it on every slot', async () => {
+    const runs: string[] = [];
+    const scheduler = new Scheduler({
+      config: config([{}]),
+      logger: quietLogger,
+      lastSuccess: () => Promise.resolve(undefined),
+      runJob: () => {
+        runs.push(new Date().toISOString());
+        return Promise.resolve();
+      },
+    });
+    await scheduler.start();
+    expect(runs).toHaveLength(1); // catch-up
+    await vi.advanceTimersByTimeAsync(30_000);
+    await scheduler.close();
+    expect(runs.slice(1)).toEqual(['2026-11-23T12:00:10.000Z', '2026-11-23T12:00:20.000Z', '2026-11-23T12:00:30.000Z']);
+  });
+
+  it('does not catch up a job that succeeded within its period', async () => {
+    let runs = 0;
+    const scheduler = new Scheduler({
+      config: config([{}]),
+      logger: quietLogger,
+      lastSuccess: () => Promise.resolve(new Date('2026-11-23T12:00:00Z')),
+      runJob: () => {
+        runs++;
+        return Promise.resolve();
+      },
+    });
+    await scheduler.start();
+    expect(runs).toBe(0);
+    await scheduler.close();
+  });
+
+  it('never runs a job twice at once: slots that find it running are skipped', async () => {
+    let running = 0;
+    let most = 0;
+    let release: () => void = () => undefined;
+    const scheduler = new Scheduler({
+      config: config([{}]),
+      logger: quietLogger,
+      lastSuccess: () => Promise.resolve(new Date()),
+      shutdownGraceMs: 1_000,
+      runJob: () =>
+        new Promise<void>((resolve) => {
+          running++;
+          most = Math.max(most, running);
+          release = () => {
+            running--;
+            resolve();
+          };
+        }),
+    });
+    await scheduler.start();
+    await vi.advanceTimersByTimeAsync(45_000);
+    expect(most).toBe(1);
+    expect(scheduler.status()[0]?.running).toBe(true);
+    release();
+    await scheduler.close();
+    expect(scheduler.status()[0]?.lastRun?.ok).toBe(true);
+  });
+
+  it('aborts a run at its timeout and records the failure', async () => {
+    const scheduler = new Scheduler({
+      config: config([{ timeoutMinutes: 0.5 }]),
+      logger: quietLogger,
+      lastSuccess: () => Promise.resolve(undefined),
+      runJob: (_job, signal) => new Promise<void>((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error))),
+    });
+    await scheduler.start();
+    await vi.advanceTimersByTimeAsync(31_000);
+    const status = scheduler.status()[0];
+    expect(status?.lastRun?.ok).toBe(false);
+    expect(status?.lastRun?.error).toBe('timed out after 0.5 minutes');
+    await scheduler.close();
+  });
+
+  it('close() lets a running job finish within the grace period, then aborts it; twice is fine', async () => {
+    const aborted: string[] = [];
+    const scheduler = new Scheduler({
+      config: config([{ retries: 2 }]),
+      logger: quietLogger,
+      lastSuccess: () => Promise.resolve(undefined),
+      shutdownGraceMs: 5_000,
+      runJob: (_job, signal) =>
+        new Promise<void>((_resolve, reject) =>
+          signal.addEventListener('abort', () => {
+            aborted.push(new Date().toISOString());
+            reject(new Error('aborted'));
+          }),
+        ),
+    });
+    await scheduler.start();
+    const closing = scheduler.close();
+    const again = scheduler.close();
+    await vi.advanceTimersByTimeAsync(5_001);
+    await Promise.all([closing, again]);
+    expect(aborted).toEqual(['2026-11-23T12:00:05.500Z']); // exactly the 5 s grace after close()
+    expect(scheduler.status()[0]?.lastRun?.error).toBe('aborted');
+    expect(scheduler.trigger('j0', 'manual')).toBeUndefined(); // nothing starts after close
+  });
+});
