@@ -11,19 +11,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 snapshot_mib="${1:-1024}"
 export_keys="${2:-1000000}"
 
-command -v /usr/bin/aws >/dev/null && [ -x /usr/bin/time ] || {
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli time >/dev/null
-}
-bash scripts/ensure-node-deps.sh
-bash scripts/install-services.sh >/dev/null
-npm run --silent build
-
-work="$(mktemp -d /tmp/kvdr-bench-XXXXXX)"
-trap 'bash scripts/services.sh down --dir "$work/stack" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-bash scripts/services.sh up --dir "$work/stack" >/dev/null
-set -a; . "$work/stack/env"; set +a
+# shellcheck source=lib.sh
+. bench/lib.sh
+bench_prepare --awscli
 export AWS_ACCESS_KEY_ID="$KVDR_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$KVDR_S3_SECRET_KEY" AWS_DEFAULT_REGION="$KVDR_S3_REGION"
-export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 /usr/bin/aws --endpoint-url "$KVDR_S3_ENDPOINT" s3 mb s3://bench >/dev/null
 
 echo "filling etcd: ${snapshot_mib} x 1 MiB values, then ${export_keys} keys of 200 B ..." >&2

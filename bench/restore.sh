@@ -20,16 +20,10 @@ done
 [ ${#etcd_sizes[@]} -gt 0 ] || etcd_sizes=(100000 1000000)
 [ ${#consul_sizes[@]} -gt 0 ] || consul_sizes=(20000)
 
-[ -x /usr/bin/time ] || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
-bash scripts/ensure-node-deps.sh
-bash scripts/install-services.sh >/dev/null
-npm run --silent build
-
-work="$(mktemp -d /tmp/kvdr-bench-XXXXXX)"
-trap 'bash scripts/services.sh down --dir "$work/stack" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-bash scripts/services.sh up --dir "$work/stack" >/dev/null
-set -a; . "$work/stack/env"; set +a
-export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true KVDR_CONFIG="" KVDR_SAFETY_DIR="$work/safety"
+# shellcheck source=lib.sh
+. bench/lib.sh
+bench_prepare
+export KVDR_CONFIG="" KVDR_SAFETY_DIR="$work/safety"
 kvdr() { node dist/cli/kvdr.js --log-level warn "$@"; }
 
 row() { # LABEL KEYS then the command

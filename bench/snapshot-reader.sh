@@ -10,14 +10,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 big="${1:-1024}"
 keys="${2:-1000000}"
-[ -x /usr/bin/time ] || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
-bash scripts/ensure-node-deps.sh
-bash scripts/install-services.sh >/dev/null
-npm run --silent build
-work="$(mktemp -d /tmp/kvdr-bench-XXXXXX)"
-trap 'bash scripts/services.sh down --dir "$work/stack" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-bash scripts/services.sh up --dir "$work/stack" >/dev/null
-set -a; . "$work/stack/env"; set +a
+# shellcheck source=lib.sh
+. bench/lib.sh
+bench_prepare
 node bench/fill-etcd.mjs "$KVDR_ETCD_ENDPOINT" big/ "$big" 1048576
 node bench/fill-etcd.mjs "$KVDR_ETCD_ENDPOINT" pwx/bench/ "$keys" 200
 etcdctl --endpoints "$KVDR_ETCD_ENDPOINT" snapshot save "$work/snap.db" >/dev/null 2>&1
