@@ -3,13 +3,29 @@ import { contextFor } from './context.js';
 
 export function serveCommand(): Command {
   return new Command('serve')
-    .description('run the scheduler service: cron jobs, PX dump collection, retention (HTTP status and leader election: not built yet)')
+    .description('run the scheduler service: cron jobs, PX dump collection, retention, HTTP status and metrics')
     .action(async (_options: unknown, command: Command) => {
-      const { backupScheduler } = await import('../scheduler/service.js');
+      const [{ backupScheduler }, { HttpServer }, { ServiceMetrics }] = await Promise.all([
+        import('../scheduler/service.js'),
+        import('../server/http-server.js'),
+        import('../server/metrics.js'),
+      ]);
       const ctx = contextFor(command);
       const config = await ctx.config();
-      const scheduler = backupScheduler(config, ctx.logger);
+      const metrics = new ServiceMetrics();
+      let started = false;
+      const scheduler = backupScheduler(config, ctx.logger, {
+        onRun: (event) => {
+          if (event.phase === 'start') return metrics.running.set({ job: event.job }, 1);
+          metrics.running.set({ job: event.job }, 0);
+          metrics.recordRun(event.job, event.ok, event.seconds, event.bytes);
+        },
+      });
+      const http = new HttpServer({ config, logger: ctx.logger, metrics, jobs: () => scheduler.status(), role: () => (started ? 'single' : 'starting') });
+      const address = await http.listen();
+      ctx.logger.info(`HTTP status on http://${address.address}:${address.port}/`);
       await scheduler.start();
+      started = true;
       await new Promise<void>((resolve) => {
         const stop = (signal: string): void => {
           ctx.logger.info(`${signal}: stopping the scheduler`);
@@ -19,6 +35,7 @@ export function serveCommand(): Command {
         process.once('SIGINT', () => stop('SIGINT'));
       });
       await scheduler.close();
+      await http.close();
       ctx.logger.info('scheduler stopped');
     });
 }

@@ -17,8 +17,10 @@ export interface JobStatus {
 export interface SchedulerOptions {
   config: KvdrConfig;
   logger: Logger;
-  /** Runs one job to the end; must stop promptly when the signal aborts. */
-  runJob: (job: JobConfig, signal: AbortSignal) => Promise<void>;
+  /** Runs one job to the end; must stop promptly when the signal aborts. May report bytes stored. */
+  runJob: (job: JobConfig, signal: AbortSignal) => Promise<{ bytes?: number } | void>;
+  /** Told when a run starts and ends (metrics). */
+  onRun?: (event: { job: string; phase: 'start' } | { job: string; phase: 'end'; ok: boolean; seconds: number; bytes?: number }) => void;
   /** The time of a job's newest successful backup, for catch-up. */
   lastSuccess: (job: JobConfig) => Promise<Date | undefined>;
   /** @defaultValue () => new Date() */
@@ -85,6 +87,8 @@ export class Scheduler {
     const startedAt = new Date();
     state.controller = controller;
     state.status.running = true;
+    this.options.onRun?.({ job: name, phase: 'start' });
+    const seconds = (): number => (Date.now() - startedAt.getTime()) / 1000;
     state.running = withRetries(() => this.options.runJob(state.job, controller.signal), {
       ...this.options.retry,
       retries: state.job.retries,
@@ -93,14 +97,16 @@ export class Scheduler {
         this.options.logger.warn({ job: name, attempt, delayMs }, `${name} failed (${oneLine(err)}); retry ${attempt} of ${state.job.retries} in ${Math.round(delayMs / 1000)}s`),
     })
       .then(
-        () => {
+        (result) => {
           const finishedAt = new Date().toISOString();
           state.status.lastRun = { startedAt: startedAt.toISOString(), finishedAt, ok: true };
           state.status.lastSuccess = finishedAt;
+          this.options.onRun?.({ job: name, phase: 'end', ok: true, seconds: seconds(), ...(result?.bytes !== undefined ? { bytes: result.bytes } : {}) });
         },
         (err: unknown) => {
           state.status.lastRun = { startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), ok: false, error: oneLine(err) };
           this.options.logger.error({ job: name }, `${name} failed: ${oneLine(err)}`);
+          this.options.onRun?.({ job: name, phase: 'end', ok: false, seconds: seconds() });
         },
       )
       .finally(() => {

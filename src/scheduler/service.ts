@@ -13,9 +13,15 @@ export function backupScheduler(config: KvdrConfig, logger: Logger, overrides: P
     config,
     logger,
     runJob: async (job, signal) => {
-      if (job.kind === 'px-dumps') await collectPxDumps({ config, job: job.name, logger });
-      else await runBackup({ config, job: job.name, logger, signal });
+      let bytes: number;
+      if (job.kind === 'px-dumps') {
+        const collected = await collectPxDumps({ config, job: job.name, logger });
+        bytes = collected.stored.reduce((sum, m) => sum + m.bytes.stored, 0);
+      } else {
+        bytes = (await runBackup({ config, job: job.name, logger, signal })).bytes.stored;
+      }
       await prune({ config: { ...config, jobs: [job] }, logger, dryRun: false });
+      return { bytes };
     },
     lastSuccess: (job) => lastSuccess(config, job),
     ...overrides,

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCatalog } from '../../src/repository/catalog.js';
 import { FsStore } from '../../src/repository/fs-store.js';
 import { requireEnv, uniqueName } from '../harness/namespace.js';
+import { freePorts } from '../harness/ports.js';
 import { PROJECT_ROOT } from '../harness/stack.js';
 
 describe('kvdr serve', () => {
@@ -17,14 +18,18 @@ describe('kvdr serve', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('catches up, backs up real etcd on its schedule, and stops cleanly on SIGTERM', async () => {
+  it('catches up, backs up real etcd on its schedule, serves status and metrics, and stops cleanly on SIGTERM', async () => {
     const repo = join(dir, 'repo');
     const config = join(dir, 'kvdr.yaml');
+    const [port] = (await freePorts(1)) as [number];
     await writeFile(
       config,
-      `sources: [{name: e, type: etcd, endpoints: ["${requireEnv('KVDR_ETCD_ENDPOINT')}"], prefix: ${uniqueName('serve')}/}]\n` +
+      `sources: [{name: e, type: etcd, endpoints: ["${requireEnv('KVDR_ETCD_ENDPOINT')}"], prefix: ${uniqueName('serve')}/},\n` +
+        `          {name: down, type: etcd, endpoints: ["http://127.0.0.1:1"]}]\n` +
         `repositories: [{name: local, type: fs, path: ${repo}}]\n` +
-        `jobs: [{name: every2s, source: e, kind: etcd-export, schedule: "*/2 * * * * *", repository: local, retention: {keepLast: 100, minDays: 0}}]\n`,
+        `jobs: [{name: every2s, source: e, kind: etcd-export, schedule: "*/2 * * * * *", repository: local, retention: {keepLast: 100, minDays: 0}},\n` +
+        `       {name: broken, source: down, kind: etcd-export, schedule: "0 0 * * *", repository: local, retries: 0}]\n` +
+        `service: {listen: "127.0.0.1:${port}"}\n`,
     );
     const child = spawn(process.execPath, [`${PROJECT_ROOT}dist/cli/kvdr.js`, '--config', config, 'serve'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let logs = '';
@@ -37,6 +42,29 @@ describe('kvdr serve', () => {
       const catalog = await readCatalog(store);
       expect(catalog.length, logs).toBeGreaterThanOrEqual(3);
       expect(logs).toContain('missed a slot: running it now');
+
+      const get = async (path: string): Promise<{ status: number; text: string }> => {
+        const res = await fetch(`http://127.0.0.1:${port}${path}`);
+        return { status: res.status, text: await res.text() };
+      };
+      expect(await get('/healthz')).toEqual({ status: 200, text: 'ok\n' });
+      const ready = await get('/readyz');
+      expect(ready.status).toBe(200);
+      expect(JSON.parse(ready.text)).toMatchObject({ ready: true, role: 'single', jobs: [{ job: 'every2s' }, { job: 'broken', lastSuccess: null }] });
+      const metrics = (await get('/metrics')).text;
+      expect(metrics).toMatch(/^kvdr_backup_last_success_timestamp_seconds\{job="every2s"\} \d+/m);
+      expect(metrics).toMatch(/^kvdr_backup_duration_seconds_count\{job="every2s",outcome="success"\} [1-9]/m);
+      expect(metrics).toMatch(/^kvdr_backup_bytes\{job="every2s"\} [1-9]/m);
+      expect(metrics).toMatch(/^kvdr_backup_failures_total\{job="broken"\} 1$/m);
+      expect((JSON.parse((await get('/api/jobs')).text) as { job: string; lastRun?: { ok: boolean; error: string } }[]).find((j) => j.job === 'broken')?.lastRun).toMatchObject({
+        ok: false,
+        error: expect.stringContaining('cannot reach etcd') as unknown,
+      });
+      expect((JSON.parse((await get('/api/backups')).text) as unknown[]).length).toBeGreaterThanOrEqual(3);
+      const page = await get('/');
+      expect(page.text).toContain('<td>every2s</td>');
+      expect(page.text).toContain(catalog[0]?.id ?? 'no backup');
+      expect((await get('/nope')).status).toBe(404);
     } finally {
       child.kill('SIGTERM');
     }

@@ -1,0 +1,99 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { KvdrConfig } from '../config/schema.js';
+import { readCatalog } from '../repository/catalog.js';
+import type { Manifest } from '../repository/manifest.js';
+import { openStore } from '../repository/open-store.js';
+import type { JobStatus } from '../scheduler/scheduler.js';
+import { oneLine } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import type { ServiceMetrics } from './metrics.js';
+import { statusPage } from './status-page.js';
+
+export interface HttpServerOptions {
+  config: KvdrConfig;
+  logger: Logger;
+  metrics: ServiceMetrics;
+  jobs: () => JobStatus[];
+  /** 'single' until leader election exists; 'starting' before the scheduler is up. */
+  role: () => 'starting' | 'single';
+}
+
+/**
+ * The service's HTTP face on service.listen: /healthz (the process answers), /readyz (the scheduler is
+ * up, with the last success per job), /metrics (Prometheus), /api/backups (the catalog), /api/jobs, and
+ * a status page at /.
+ */
+export class HttpServer {
+  private readonly server: Server;
+  private closed: Promise<void> | undefined;
+
+  constructor(private readonly options: HttpServerOptions) {
+    this.server = createServer((req, res) => {
+      this.route(req, res).catch((err: unknown) => {
+        options.logger.error({ err, url: req.url }, 'HTTP handler failed');
+        if (!res.headersSent) send(res, 500, 'text/plain', `error: ${oneLine(err)}\n`);
+      });
+    });
+  }
+
+  /** Listens on host:port (port 0 picks a free one); returns the address. */
+  async listen(address = this.options.config.service.listen): Promise<AddressInfo> {
+    const colon = address.lastIndexOf(':');
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(Number(address.slice(colon + 1)), address.slice(0, colon), resolve);
+    });
+    return this.server.address() as AddressInfo;
+  }
+
+  close(): Promise<void> {
+    this.closed ??= new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+    return this.closed;
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://kvdr').pathname;
+    const { metrics, jobs, role } = this.options;
+    switch (path) {
+      case '/healthz':
+        return send(res, 200, 'text/plain', 'ok\n');
+      case '/readyz': {
+        const ready = role() !== 'starting';
+        const body = { ready, role: role(), jobs: jobs().map((j) => ({ job: j.job, lastSuccess: j.lastSuccess ?? null, running: j.running })) };
+        return send(res, ready ? 200 : 503, 'application/json', JSON.stringify(body));
+      }
+      case '/metrics':
+        return send(res, 200, metrics.registry.contentType, await metrics.registry.metrics());
+      case '/api/jobs':
+        return send(res, 200, 'application/json', JSON.stringify(jobs()));
+      case '/api/backups':
+        return send(res, 200, 'application/json', JSON.stringify(await this.catalog()));
+      case '/':
+        return send(res, 200, 'text/html; charset=utf-8', statusPage(jobs(), await this.catalog(), role()));
+      default:
+        return send(res, 404, 'text/plain', 'not found\n');
+    }
+  }
+
+  private async catalog(): Promise<Manifest[]> {
+    const all: Manifest[] = [];
+    for (const repository of this.options.config.repositories) {
+      const store = openStore(repository);
+      try {
+        all.push(...(await readCatalog(store)));
+      } finally {
+        await store.close();
+      }
+    }
+    return all.sort((a, b) => a.finishedAt.localeCompare(b.finishedAt));
+  }
+}
+
+function send(res: ServerResponse, status: number, type: string, body: string): void {
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+  res.end(body);
+}
