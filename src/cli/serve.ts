@@ -15,6 +15,7 @@ export function serveCommand(): Command {
       const metrics = new ServiceMetrics();
       let started = false;
       const scheduler = backupScheduler(config, ctx.logger, {
+        shutdownGraceMs: config.service.shutdownGraceSeconds * 1000,
         onRun: (event) => {
           if (event.phase === 'start') return metrics.running.set({ job: event.job }, 1);
           metrics.running.set({ job: event.job }, 0);

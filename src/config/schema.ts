@@ -118,6 +118,8 @@ export const configSchema = z.strictObject({
   service: z
     .strictObject({
       listen: z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port').default('127.0.0.1:9464'),
+      /** On SIGTERM, how long running jobs may finish before they are aborted. */
+      shutdownGraceSeconds: z.number().min(0).default(30),
       leaderElection: z
         .strictObject({
           backend: z.enum(SOURCE_TYPES),

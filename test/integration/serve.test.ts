@@ -1,10 +1,13 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCatalog } from '../../src/repository/catalog.js';
 import { FsStore } from '../../src/repository/fs-store.js';
+import { connectEtcd } from '../../src/sources/etcd/connect.js';
+import { fillEtcd } from '../harness/etcd-fill.js';
+import { startEtcd } from '../harness/etcd-instance.js';
 import { requireEnv, uniqueName } from '../harness/namespace.js';
 import { freePorts } from '../harness/ports.js';
 import { PROJECT_ROOT } from '../harness/stack.js';
@@ -72,5 +75,42 @@ describe('kvdr serve', () => {
     expect(logs).toContain('scheduler stopped');
     // Every listed backup is whole: its artifact is there with the size its manifest records.
     for (const manifest of await readCatalog(store)) expect((await store.head(manifest.repository.key))?.size).toBe(manifest.bytes.stored);
+  });
+
+  it('aborts a backup still running when the grace after SIGTERM runs out, and lists no half backup', async () => {
+    const etcd = await startEtcd();
+    const client = connectEtcd({ endpoints: [etcd.endpoint] }, {});
+    await fillEtcd(client, 'big/', 150, 1024 * 1024);
+    client.close();
+    const repo = join(dir, 'aborted');
+    const config = join(dir, 'aborted.yaml');
+    const [port] = (await freePorts(1)) as [number];
+    await writeFile(
+      config,
+      `sources: [{name: e, type: etcd, endpoints: ["${etcd.endpoint}"]}]\n` +
+        `repositories: [{name: local, type: fs, path: ${repo}}]\n` +
+        `jobs: [{name: snap, source: e, kind: etcd-snapshot, compression: gzip, schedule: "0 0 * * *", repository: local, retries: 0}]\n` +
+        `service: {listen: "127.0.0.1:${port}", shutdownGraceSeconds: 0}\n`,
+    );
+    const child = spawn(process.execPath, [`${PROJECT_ROOT}dist/cli/kvdr.js`, '--config', config, 'serve'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let logs = '';
+    child.stderr.on('data', (d: Buffer) => (logs += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      // The catch-up run starts at once; stop the service while it is still streaming 150 MiB through gzip.
+      const deadline = Date.now() + 20_000;
+      while (!(await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => '')).includes('kvdr_job_running{job="snap"} 1') && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(logs).toContain('aborting them');
+      expect(await readCatalog(new FsStore({ path: repo }))).toEqual([]);
+      const leftovers = await readdir(repo, { recursive: true }).catch(() => []);
+      expect(leftovers.filter((f) => String(f).includes('.kvdr-tmp-'))).toEqual([]);
+    } finally {
+      child.kill('SIGKILL');
+      await etcd.stop();
+    }
   });
 });
