@@ -5,12 +5,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCatalog } from '../../src/repository/catalog.js';
 import { FsStore } from '../../src/repository/fs-store.js';
+import { S3Store } from '../../src/repository/s3-store.js';
+import { createTestBucket } from '../harness/minio.js';
+import { PROJECT_ROOT, serviceControl } from '../harness/stack.js';
 import { connectEtcd } from '../../src/sources/etcd/connect.js';
 import { fillEtcd } from '../harness/etcd-fill.js';
 import { startEtcd } from '../harness/etcd-instance.js';
 import { requireEnv, uniqueName } from '../harness/namespace.js';
 import { freePorts } from '../harness/ports.js';
-import { PROJECT_ROOT } from '../harness/stack.js';
 
 describe('kvdr serve', () => {
   let dir: string;
@@ -111,6 +113,54 @@ describe('kvdr serve', () => {
     } finally {
       child.kill('SIGKILL');
       await etcd.stop();
+    }
+  });
+
+  it('counts failures while MinIO is down and resumes backups when it returns', async () => {
+    const bucket = await createTestBucket('serve-outage');
+    const config = join(dir, 'outage.yaml');
+    const [port] = (await freePorts(1)) as [number];
+    await writeFile(
+      config,
+      `sources: [{name: e, type: etcd, endpoints: ["${requireEnv('KVDR_ETCD_ENDPOINT')}"], prefix: ${uniqueName('outage')}/}]\n` +
+        `repositories: [{name: dr, type: s3, bucket: ${bucket.name}, region: us-east-1, endpoint: "${requireEnv('KVDR_S3_ENDPOINT')}", forcePathStyle: true}]\n` +
+        `jobs: [{name: every2s, source: e, kind: etcd-export, schedule: "*/2 * * * * *", repository: dr, retries: 0, retention: {keepLast: 1000, minDays: 0}}]\n` +
+        `service: {listen: "127.0.0.1:${port}"}\n`,
+    );
+    const env = { ...process.env, AWS_ACCESS_KEY_ID: requireEnv('KVDR_S3_ACCESS_KEY'), AWS_SECRET_ACCESS_KEY: requireEnv('KVDR_S3_SECRET_KEY') };
+    const child = spawn(process.execPath, [`${PROJECT_ROOT}dist/cli/kvdr.js`, '--config', config, 'serve'], { stdio: ['ignore', 'ignore', 'pipe'], env });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const metric = async (pattern: RegExp): Promise<number> => {
+      const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => '');
+      return Number(pattern.exec(text)?.[1] ?? 0);
+    };
+    const waitFor = async (check: () => Promise<boolean>, what: string): Promise<void> => {
+      const deadline = Date.now() + 30_000;
+      while (!(await check())) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    };
+    const successes = /^kvdr_backup_duration_seconds_count\{job="every2s",outcome="success"\} (\d+)/m;
+    const failures = /^kvdr_backup_failures_total\{job="every2s"\} (\d+)/m;
+    try {
+      await waitFor(async () => (await metric(successes)) >= 1, 'a first backup');
+      await serviceControl('stop', 'minio');
+      await waitFor(async () => (await metric(failures)) >= 2, 'failures while MinIO is down');
+      const before = await metric(successes);
+      await serviceControl('start', 'minio');
+      await waitFor(async () => (await metric(successes)) >= before + 2, 'backups after MinIO returned');
+    } finally {
+      await serviceControl('start', 'minio');
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    const store = new S3Store(bucket.repository());
+    try {
+      for (const manifest of await readCatalog(store)) expect((await store.head(manifest.repository.key))?.size).toBe(manifest.bytes.stored);
+    } finally {
+      await store.close();
+      await bucket.remove();
     }
   });
 });
