@@ -26,6 +26,8 @@ export interface RunBackupOptions {
   onProgress?: (rawBytes: number) => void;
   /** @defaultValue () => new Date() */
   now?: () => Date;
+  /** Extra facts for the manifest (what triggered the run, its cron slot). */
+  details?: Record<string, unknown>;
 }
 
 /** Runs one configured backup job (px-dumps jobs: see collectPxDumps). */
@@ -52,7 +54,7 @@ export async function runBackup(options: RunBackupOptions): Promise<Manifest> {
   }
 }
 
-export interface TakeBackupOptions extends Omit<RunBackupOptions, 'config' | 'job'> {
+export interface TakeBackupOptions extends Omit<RunBackupOptions, 'config' | 'job' | 'details'> {
   store: ObjectStore;
   repository: RepositoryConfig;
   job: string;

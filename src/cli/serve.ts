@@ -1,20 +1,33 @@
 import { Command } from 'commander';
+import type { SourceConfig } from '../config/schema.js';
+import { UsageError } from '../util/errors.js';
 import { contextFor } from './context.js';
 
 export function serveCommand(): Command {
   return new Command('serve')
     .description('run the scheduler service: cron jobs, PX dump collection, retention, HTTP status and metrics')
     .action(async (_options: unknown, command: Command) => {
-      const [{ backupScheduler }, { HttpServer }, { ServiceMetrics }] = await Promise.all([
+      const [{ backupScheduler }, { HttpServer }, { ServiceMetrics }, { EtcdLeadership, SingleReplica }] = await Promise.all([
         import('../scheduler/service.js'),
         import('../server/http-server.js'),
         import('../server/metrics.js'),
+        import('../scheduler/leadership.js'),
       ]);
       const ctx = contextFor(command);
       const config = await ctx.config();
       const metrics = new ServiceMetrics();
       let started = false;
+      const election = config.service.leaderElection;
+      let leadership: InstanceType<typeof EtcdLeadership> | InstanceType<typeof SingleReplica> = new SingleReplica();
+      if (election) {
+        if (election.backend !== 'etcd') throw new UsageError('service.leaderElection.backend: consul is not built yet in this version of kvdr; use etcd, or run one replica');
+        const source = config.sources.find((s) => s.name === election.source) as SourceConfig;
+        const etcdLeadership = new EtcdLeadership(source, election.key, election.ttlSeconds, ctx.logger);
+        etcdLeadership.start();
+        leadership = etcdLeadership;
+      }
       const scheduler = backupScheduler(config, ctx.logger, {
+        leadership,
         shutdownGraceMs: config.service.shutdownGraceSeconds * 1000,
         onRun: (event) => {
           if (event.phase === 'start') return metrics.running.set({ job: event.job }, 1);
@@ -22,7 +35,7 @@ export function serveCommand(): Command {
           metrics.recordRun(event.job, event.ok, event.seconds, event.bytes);
         },
       });
-      const http = new HttpServer({ config, logger: ctx.logger, metrics, jobs: () => scheduler.status(), role: () => (started ? 'single' : 'starting') });
+      const http = new HttpServer({ config, logger: ctx.logger, metrics, jobs: () => scheduler.status(), role: () => (started ? leadership.role() : 'starting') });
       const address = await http.listen();
       ctx.logger.info(`HTTP status on http://${address.address}:${address.port}/`);
       await scheduler.start();
@@ -36,6 +49,7 @@ export function serveCommand(): Command {
         process.once('SIGINT', () => stop('SIGINT'));
       });
       await scheduler.close();
+      await leadership.close();
       await http.close();
       ctx.logger.info('scheduler stopped');
     });

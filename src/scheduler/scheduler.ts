@@ -3,6 +3,7 @@ import type { JobConfig, KvdrConfig } from '../config/schema.js';
 import { oneLine } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { needsCatchUp, schedulePeriodMs } from './catch-up.js';
+import { SingleReplica, type Leadership } from './leadership.js';
 import { withRetries, type RetryOptions } from './retry.js';
 
 export interface JobStatus {
@@ -18,7 +19,7 @@ export interface SchedulerOptions {
   config: KvdrConfig;
   logger: Logger;
   /** Runs one job to the end; must stop promptly when the signal aborts. May report bytes stored. */
-  runJob: (job: JobConfig, signal: AbortSignal) => Promise<{ bytes?: number } | void>;
+  runJob: (job: JobConfig, signal: AbortSignal, run: RunContext) => Promise<{ bytes?: number } | void>;
   /** Told when a run starts and ends (metrics). */
   onRun?: (event: { job: string; phase: 'start' } | { job: string; phase: 'end'; ok: boolean; seconds: number; bytes?: number }) => void;
   /** The time of a job's newest successful backup, for catch-up. */
@@ -29,7 +30,18 @@ export interface SchedulerOptions {
   shutdownGraceMs?: number;
   /** Backoff tuning and test hooks for retries (the count comes from each job). */
   retry?: Omit<RetryOptions, 'retries' | 'signal'>;
+  /** Only the leader schedules, and each slot is claimed once. @defaultValue a single replica */
+  leadership?: Leadership;
 }
+
+/** Why a run happened: recorded in its manifest, so audits can tell slots from catch-ups. */
+export interface RunContext {
+  trigger: 'schedule' | 'catch-up' | 'manual';
+  /** The cron slot, for scheduled runs. */
+  slot?: string;
+}
+
+const SKIPPED = Symbol('slot run elsewhere');
 
 interface JobState {
   job: JobConfig;
@@ -49,18 +61,31 @@ interface JobState {
 export class Scheduler {
   private readonly states = new Map<string, JobState>();
   private closing: Promise<void> | undefined;
+  private readonly leadership: Leadership;
 
-  constructor(private readonly options: SchedulerOptions) {}
+  constructor(private readonly options: SchedulerOptions) {
+    this.leadership = options.leadership ?? new SingleReplica();
+  }
 
   async start(): Promise<void> {
     const { config, logger } = this.options;
-    const now = this.options.now ?? (() => new Date());
     for (const job of config.jobs) {
-      const task = createTask(job.schedule, () => this.trigger(job.name, 'schedule'), { timezone: job.timezone, name: job.name });
+      const task = createTask(job.schedule, (context) => void this.trigger(job.name, 'schedule', context.date), { timezone: job.timezone, name: job.name });
       this.states.set(job.name, { job, task, status: { job: job.name, schedule: job.schedule, running: false } });
     }
+    for (const state of this.states.values()) await state.task.start();
+    // A replica that becomes leader catches up what the old leader left undone.
+    this.leadership.onChange((leader) => {
+      if (leader) void this.catchUp();
+    });
+    if (this.leadership.isLeader()) await this.catchUp();
+    logger.info({ jobs: config.jobs.map((j) => j.name) }, `scheduler started with ${config.jobs.length} jobs`);
+  }
+
+  private async catchUp(): Promise<void> {
+    const { logger } = this.options;
+    const now = this.options.now ?? (() => new Date());
     for (const state of this.states.values()) {
-      await state.task.start();
       const last = await this.options.lastSuccess(state.job).catch((err: unknown) => {
         logger.warn({ job: state.job.name }, `cannot read the last success of ${state.job.name}: ${oneLine(err)}`);
         return undefined;
@@ -71,13 +96,12 @@ export class Scheduler {
         void this.trigger(state.job.name, 'catch-up');
       }
     }
-    logger.info({ jobs: config.jobs.map((j) => j.name) }, `scheduler started with ${config.jobs.length} jobs`);
   }
 
   /** Starts a run unless one is going (no overlap). Returns the run, for callers that wait. */
-  trigger(name: string, why: 'schedule' | 'catch-up' | 'manual'): Promise<void> | undefined {
+  trigger(name: string, why: 'schedule' | 'catch-up' | 'manual', slot?: Date): Promise<void> | undefined {
     const state = this.states.get(name);
-    if (!state || this.closing) return undefined;
+    if (!state || this.closing || !this.leadership.isLeader()) return undefined;
     if (state.running) {
       this.options.logger.warn({ job: name }, `${name}: the previous run is still going; this ${why} slot is skipped`);
       return undefined;
@@ -87,9 +111,16 @@ export class Scheduler {
     const startedAt = new Date();
     state.controller = controller;
     state.status.running = true;
-    this.options.onRun?.({ job: name, phase: 'start' });
     const seconds = (): number => (Date.now() - startedAt.getTime()) / 1000;
-    state.running = withRetries(() => this.options.runJob(state.job, controller.signal), {
+    const run = async (): Promise<{ bytes?: number } | void | typeof SKIPPED> => {
+      if (slot && !(await this.leadership.claimSlot(name, slot))) {
+        this.options.logger.info({ job: name, slot: slot.toISOString() }, `${name}: slot ${slot.toISOString()} was already run by another replica`);
+        return SKIPPED;
+      }
+      this.options.onRun?.({ job: name, phase: 'start' });
+      return this.options.runJob(state.job, controller.signal, { trigger: why, ...(slot ? { slot: slot.toISOString() } : {}) });
+    };
+    state.running = withRetries(run, {
       ...this.options.retry,
       retries: state.job.retries,
       signal: controller.signal,
@@ -98,6 +129,7 @@ export class Scheduler {
     })
       .then(
         (result) => {
+          if (result === SKIPPED) return;
           const finishedAt = new Date().toISOString();
           state.status.lastRun = { startedAt: startedAt.toISOString(), finishedAt, ok: true };
           state.status.lastSuccess = finishedAt;

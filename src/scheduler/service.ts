@@ -12,13 +12,13 @@ export function backupScheduler(config: KvdrConfig, logger: Logger, overrides: P
   return new Scheduler({
     config,
     logger,
-    runJob: async (job, signal) => {
+    runJob: async (job, signal, run) => {
       let bytes: number;
       if (job.kind === 'px-dumps') {
         const collected = await collectPxDumps({ config, job: job.name, logger });
         bytes = collected.stored.reduce((sum, m) => sum + m.bytes.stored, 0);
       } else {
-        bytes = (await runBackup({ config, job: job.name, logger, signal })).bytes.stored;
+        bytes = (await runBackup({ config, job: job.name, logger, signal, details: { ...run } })).bytes.stored;
       }
       await prune({ config: { ...config, jobs: [job] }, logger, dryRun: false });
       return { bytes };

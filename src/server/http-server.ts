@@ -15,8 +15,8 @@ export interface HttpServerOptions {
   logger: Logger;
   metrics: ServiceMetrics;
   jobs: () => JobStatus[];
-  /** 'single' until leader election exists; 'starting' before the scheduler is up. */
-  role: () => 'starting' | 'single';
+  /** 'starting' before the scheduler is up; then 'single', or 'leader' / 'follower' with election. */
+  role: () => 'starting' | 'single' | 'leader' | 'follower';
 }
 
 /**

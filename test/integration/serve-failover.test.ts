@@ -1,0 +1,73 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readCatalog } from '../../src/repository/catalog.js';
+import { FsStore } from '../../src/repository/fs-store.js';
+import { requireEnv, uniqueName } from '../harness/namespace.js';
+import { freePorts } from '../harness/ports.js';
+import { PROJECT_ROOT } from '../harness/stack.js';
+
+describe('kvdr serve with leader election (etcd)', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'kvdr-failover-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('only the leader schedules; when it is killed the other takes over, and no slot runs twice', async () => {
+    const repo = join(dir, 'repo');
+    const election = uniqueName('election');
+    const ports = await freePorts(2);
+    const replicas: { child: ChildProcess; port: number; exited: Promise<number | null> }[] = [];
+    for (const port of ports) {
+      const config = join(dir, `replica-${port}.yaml`);
+      await writeFile(
+        config,
+        `sources: [{name: e, type: etcd, endpoints: ["${requireEnv('KVDR_ETCD_ENDPOINT')}"], prefix: ${uniqueName('ha')}/}]\n` +
+          `repositories: [{name: local, type: fs, path: ${repo}}]\n` +
+          `jobs: [{name: every2s, source: e, kind: etcd-export, compression: none, schedule: "*/2 * * * * *", repository: local, retention: {keepLast: 1000, minDays: 0}}]\n` +
+          `service: {listen: "127.0.0.1:${port}", leaderElection: {backend: etcd, source: e, key: ${election}, ttlSeconds: 5}}\n`,
+      );
+      const child = spawn(process.execPath, [`${PROJECT_ROOT}dist/cli/kvdr.js`, '--config', config, 'serve'], { stdio: 'ignore' });
+      replicas.push({ child, port, exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))) });
+    }
+    const role = async (port: number): Promise<string> =>
+      fetch(`http://127.0.0.1:${port}/readyz`).then(async (r) => ((await r.json()) as { role: string }).role, () => 'down');
+    const waitFor = async (check: () => Promise<boolean>, what: string, ms = 30_000): Promise<void> => {
+      const deadline = Date.now() + ms;
+      while (!(await check())) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+    const store = new FsStore({ path: repo });
+    try {
+      await waitFor(async () => (await Promise.all(ports.map(role))).includes('leader'), 'a leader');
+      const roles = await Promise.all(ports.map(role));
+      expect([...roles].sort()).toEqual(['follower', 'leader']);
+      const first = replicas[roles.indexOf('leader')] as (typeof replicas)[number];
+      const second = replicas[roles.indexOf('follower')] as (typeof replicas)[number];
+
+      await waitFor(async () => (await readCatalog(store)).length >= 3, 'backups by the first leader');
+      first.child.kill('SIGKILL');
+      const killedAt = Date.now();
+      await waitFor(async () => (await role(second.port)) === 'leader', 'the other replica to take over', 20_000);
+      await waitFor(async () => (await readCatalog(store)).some((m) => Date.parse(m.startedAt) > killedAt), 'a backup by the new leader');
+      await waitFor(async () => (await readCatalog(store)).filter((m) => Date.parse(m.startedAt) > killedAt).length >= 2, 'more backups by the new leader');
+      second.child.kill('SIGTERM');
+      expect(await second.exited).toBe(0);
+
+      const catalog = await readCatalog(store);
+      const slots = catalog.filter((m) => m.details['trigger'] === 'schedule').map((m) => m.details['slot']);
+      expect(slots.length).toBeGreaterThanOrEqual(3);
+      expect(new Set(slots).size).toBe(slots.length); // every cron slot ran at most once, across both replicas
+      expect(catalog.every((m) => ['schedule', 'catch-up'].includes(String(m.details['trigger'])))).toBe(true);
+    } finally {
+      for (const r of replicas) r.child.kill('SIGKILL');
+    }
+  });
+});
