@@ -7,6 +7,7 @@ import { readCatalog } from '../../src/repository/catalog.js';
 import { FsStore } from '../../src/repository/fs-store.js';
 import { requireEnv, uniqueName } from '../harness/namespace.js';
 import { freePorts } from '../harness/ports.js';
+import { waitFor } from '../harness/wait.js';
 import { PROJECT_ROOT } from '../harness/stack.js';
 
 describe('kvdr serve with leader election (etcd)', () => {
@@ -37,18 +38,14 @@ describe('kvdr serve with leader election (etcd)', () => {
     }
     const role = async (port: number): Promise<string> =>
       fetch(`http://127.0.0.1:${port}/readyz`).then(async (r) => ((await r.json()) as { role: string }).role, () => 'down');
-    const waitFor = async (check: () => Promise<boolean>, what: string, ms = 30_000): Promise<void> => {
-      const deadline = Date.now() + ms;
-      while (!(await check())) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    };
     const store = new FsStore({ path: repo });
     try {
-      await waitFor(async () => (await Promise.all(ports.map(role))).includes('leader'), 'a leader');
-      const roles = await Promise.all(ports.map(role));
-      expect([...roles].sort()).toEqual(['follower', 'leader']);
+      // Both replicas up, exactly one of them leading (a replica still starting says 'starting').
+      let roles: string[] = [];
+      await waitFor(async () => {
+        roles = await Promise.all(ports.map(role));
+        return [...roles].sort().join() === 'follower,leader';
+      }, 'one leader and one follower');
       const first = replicas[roles.indexOf('leader')] as (typeof replicas)[number];
       const second = replicas[roles.indexOf('follower')] as (typeof replicas)[number];
 

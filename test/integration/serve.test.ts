@@ -13,6 +13,7 @@ import { fillEtcd } from '../harness/etcd-fill.js';
 import { startEtcd } from '../harness/etcd-instance.js';
 import { requireEnv, uniqueName } from '../harness/namespace.js';
 import { freePorts } from '../harness/ports.js';
+import { waitFor } from '../harness/wait.js';
 
 describe('kvdr serve', () => {
   let dir: string;
@@ -133,13 +134,6 @@ describe('kvdr serve', () => {
     const metric = async (pattern: RegExp): Promise<number> => {
       const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => '');
       return Number(pattern.exec(text)?.[1] ?? 0);
-    };
-    const waitFor = async (check: () => Promise<boolean>, what: string): Promise<void> => {
-      const deadline = Date.now() + 30_000;
-      while (!(await check())) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, 250));
-      }
     };
     const successes = /^kvdr_backup_duration_seconds_count\{job="every2s",outcome="success"\} (\d+)/m;
     const failures = /^kvdr_backup_failures_total\{job="every2s"\} (\d+)/m;
