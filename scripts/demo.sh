@@ -24,10 +24,20 @@ export KVDR_DEMO_BACKUPS="$stack/backups"
 node scripts/demo-seed.mjs
 kvdr() { node dist/cli/kvdr.js --config config/demo.yaml "$@"; }
 
-for job in etcd-snapshot etcd-export consul-snapshot consul-export px-dumps; do
-  echo "== kvdr backup $job"
-  kvdr --log-level warn backup "$job"
+KVDR_DEMO_PORT="${KVDR_DEMO_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
+export KVDR_DEMO_PORT
+echo "== kvdr serve (each job catches up at start, then runs every 5 minutes; status on http://127.0.0.1:${KVDR_DEMO_PORT:-9464}/)"
+kvdr serve &
+serve=$!
+trap 'kill "$serve" 2>/dev/null || true' EXIT
+jobs_done() { kvdr backups list --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const kinds=new Set(JSON.parse(s).map(m=>m.kind));process.exit(kinds.size>=5?0:1)})'; }
+for _ in $(seq 1 120); do
+  jobs_done && break
+  kill -0 "$serve" 2>/dev/null || { echo "kvdr serve stopped early; see the lines above" >&2; exit 1; }
+  sleep 0.5
 done
+kill -TERM "$serve"; wait "$serve" || true
+trap - EXIT
 echo
 echo "== kvdr backups list"
 kvdr backups list

@@ -1,30 +1,33 @@
 import { Command } from 'commander';
 import type { SourceConfig } from '../config/schema.js';
-import { UsageError } from '../util/errors.js';
+import type { Leadership } from '../scheduler/leadership.js';
 import { contextFor } from './context.js';
 
 export function serveCommand(): Command {
   return new Command('serve')
     .description('run the scheduler service: cron jobs, PX dump collection, retention, HTTP status and metrics')
     .action(async (_options: unknown, command: Command) => {
-      const [{ backupScheduler }, { HttpServer }, { ServiceMetrics }, { EtcdLeadership, SingleReplica }] = await Promise.all([
+      const [{ backupScheduler }, { HttpServer }, { ServiceMetrics }, { EtcdLeadership, SingleReplica }, { ConsulLeadership }] = await Promise.all([
         import('../scheduler/service.js'),
         import('../server/http-server.js'),
         import('../server/metrics.js'),
         import('../scheduler/leadership.js'),
+        import('../scheduler/consul-leadership.js'),
       ]);
       const ctx = contextFor(command);
       const config = await ctx.config();
       const metrics = new ServiceMetrics();
       let started = false;
       const election = config.service.leaderElection;
-      let leadership: InstanceType<typeof EtcdLeadership> | InstanceType<typeof SingleReplica> = new SingleReplica();
+      let leadership: Leadership = new SingleReplica();
       if (election) {
-        if (election.backend !== 'etcd') throw new UsageError('service.leaderElection.backend: consul is not built yet in this version of kvdr; use etcd, or run one replica');
         const source = config.sources.find((s) => s.name === election.source) as SourceConfig;
-        const etcdLeadership = new EtcdLeadership(source, election.key, election.ttlSeconds, ctx.logger);
-        etcdLeadership.start();
-        leadership = etcdLeadership;
+        const elected =
+          election.backend === 'etcd'
+            ? new EtcdLeadership(source, election.key, election.ttlSeconds, ctx.logger)
+            : new ConsulLeadership(source, election.key, election.ttlSeconds, ctx.logger);
+        elected.start();
+        leadership = elected;
       }
       const scheduler = backupScheduler(config, ctx.logger, {
         leadership,
@@ -52,5 +55,7 @@ export function serveCommand(): Command {
       await leadership.close();
       await http.close();
       ctx.logger.info('scheduler stopped');
+      // Everything is closed; a handle left open by a job that would not stop must not keep the process up.
+      setTimeout(() => process.exit(process.exitCode ?? 0), 2_000).unref();
     });
 }

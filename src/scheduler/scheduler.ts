@@ -168,7 +168,13 @@ export class Scheduler {
       if ((await Promise.race([all, deadline])) === 'late') {
         this.options.logger.warn(`jobs still running after ${grace} ms: aborting them (no manifest is written for an aborted backup)`);
         for (const s of running) s.controller?.abort(new Error('the service is shutting down'));
-        await all;
+        // A job that ignores its abort (stuck on a dead connection) must not hold the shutdown forever.
+        let stuckTimer: NodeJS.Timeout | undefined;
+        const stuck = new Promise<'stuck'>((resolve) => (stuckTimer = setTimeout(() => resolve('stuck'), 10_000)));
+        if ((await Promise.race([all, stuck])) === 'stuck') {
+          this.options.logger.error('jobs did not stop within 10 s of being aborted; shutting down without them');
+        }
+        clearTimeout(stuckTimer);
       }
       clearTimeout(timer);
     })();

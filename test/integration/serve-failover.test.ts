@@ -10,7 +10,10 @@ import { freePorts } from '../harness/ports.js';
 import { waitFor } from '../harness/wait.js';
 import { PROJECT_ROOT } from '../harness/stack.js';
 
-describe('kvdr serve with leader election (etcd)', () => {
+describe.each([
+  ['etcd', 5, 20_000],
+  ['consul', 10, 45_000], // Consul may take up to twice the session TTL to expire a dead leader's session
+])('kvdr serve with leader election (%s)', (backend, ttlSeconds, takeoverMs) => {
   let dir: string;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'kvdr-failover-'));
@@ -20,7 +23,7 @@ describe('kvdr serve with leader election (etcd)', () => {
   });
 
   it('only the leader schedules; when it is killed the other takes over, and no slot runs twice', async () => {
-    const repo = join(dir, 'repo');
+    const repo = join(dir, `repo-${backend}`);
     const election = uniqueName('election');
     const ports = await freePorts(2);
     const replicas: { child: ChildProcess; port: number; exited: Promise<number | null> }[] = [];
@@ -28,10 +31,11 @@ describe('kvdr serve with leader election (etcd)', () => {
       const config = join(dir, `replica-${port}.yaml`);
       await writeFile(
         config,
-        `sources: [{name: e, type: etcd, endpoints: ["${requireEnv('KVDR_ETCD_ENDPOINT')}"], prefix: ${uniqueName('ha')}/}]\n` +
+        `sources: [{name: e, type: etcd, endpoints: ["${requireEnv('KVDR_ETCD_ENDPOINT')}"], prefix: ${uniqueName('ha')}/},\n` +
+          `          {name: c, type: consul, endpoints: ["${requireEnv('KVDR_CONSUL_ADDR')}"]}]\n` +
           `repositories: [{name: local, type: fs, path: ${repo}}]\n` +
           `jobs: [{name: every2s, source: e, kind: etcd-export, compression: none, schedule: "*/2 * * * * *", repository: local, retention: {keepLast: 1000, minDays: 0}}]\n` +
-          `service: {listen: "127.0.0.1:${port}", leaderElection: {backend: etcd, source: e, key: ${election}, ttlSeconds: 5}}\n`,
+          `service: {listen: "127.0.0.1:${port}", leaderElection: {backend: ${backend}, source: ${backend === 'etcd' ? 'e' : 'c'}, key: ${election}, ttlSeconds: ${ttlSeconds}}}\n`,
       );
       const child = spawn(process.execPath, [`${PROJECT_ROOT}dist/cli/kvdr.js`, '--config', config, 'serve'], { stdio: 'ignore' });
       replicas.push({ child, port, exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))) });
@@ -52,7 +56,7 @@ describe('kvdr serve with leader election (etcd)', () => {
       await waitFor(async () => (await readCatalog(store)).length >= 3, 'backups by the first leader');
       first.child.kill('SIGKILL');
       const killedAt = Date.now();
-      await waitFor(async () => (await role(second.port)) === 'leader', 'the other replica to take over', 20_000);
+      await waitFor(async () => (await role(second.port)) === 'leader', 'the other replica to take over', takeoverMs);
       await waitFor(async () => (await readCatalog(store)).some((m) => Date.parse(m.startedAt) > killedAt), 'a backup by the new leader');
       await waitFor(async () => (await readCatalog(store)).filter((m) => Date.parse(m.startedAt) > killedAt).length >= 2, 'more backups by the new leader');
       second.child.kill('SIGTERM');

@@ -123,9 +123,13 @@ describe('kvdr serve', () => {
     const [port] = (await freePorts(1)) as [number];
     await writeFile(
       config,
-      `sources: [{name: e, type: etcd, endpoints: ["${requireEnv('KVDR_ETCD_ENDPOINT')}"], prefix: ${uniqueName('outage')}/}]\n` +
+      `sources: [{name: e, type: etcd, endpoints: ["${requireEnv('KVDR_ETCD_ENDPOINT')}"], prefix: ${uniqueName('outage')}/, clusterId: c1},\n` +
+        `          {name: c, type: consul, endpoints: ["${requireEnv('KVDR_CONSUL_ADDR')}"]}]\n` +
         `repositories: [{name: dr, type: s3, bucket: ${bucket.name}, region: us-east-1, endpoint: "${requireEnv('KVDR_S3_ENDPOINT')}", forcePathStyle: true}]\n` +
-        `jobs: [{name: every2s, source: e, kind: etcd-export, schedule: "*/2 * * * * *", repository: dr, retries: 0, retention: {keepLast: 1000, minDays: 0}}]\n` +
+        `jobs: [{name: every2s, source: e, kind: etcd-export, schedule: "*/2 * * * * *", repository: dr, retries: 0, retention: {keepLast: 1000, minDays: 0}},\n` +
+        `       {name: consul, source: c, kind: consul-snapshot, schedule: "0 0 * * *", repository: dr},\n` +
+        `       {name: dumps, source: e, kind: px-dumps, schedule: "0 0 * * *", repository: dr}]\n` +
+        `pxDumps: {dirs: ["${PROJECT_ROOT}test/fixtures/pxdump"], node: serve-test, stableSeconds: 0}\n` +
         `service: {listen: "127.0.0.1:${port}"}\n`,
     );
     const env = { ...process.env, AWS_ACCESS_KEY_ID: requireEnv('KVDR_S3_ACCESS_KEY'), AWS_SECRET_ACCESS_KEY: requireEnv('KVDR_S3_SECRET_KEY') };
@@ -151,6 +155,10 @@ describe('kvdr serve', () => {
     expect(await exited).toBe(0);
     const store = new S3Store(bucket.repository());
     try {
+      // Catch-up at start backed up every kind into MinIO: etcd, Consul and both PX dumps.
+      const kinds = (await readCatalog(store)).map((m) => m.kind);
+      expect(new Set(kinds)).toEqual(new Set(['etcd-export', 'consul-snapshot', 'px-dumps']));
+      expect(kinds.filter((k) => k === 'px-dumps')).toHaveLength(2);
       for (const manifest of await readCatalog(store)) expect((await store.head(manifest.repository.key))?.size).toBe(manifest.bytes.stored);
     } finally {
       await store.close();
