@@ -27,7 +27,8 @@ kvdr() { node dist/cli/kvdr.js --config config/demo.yaml "$@"; }
 KVDR_DEMO_PORT="${KVDR_DEMO_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
 export KVDR_DEMO_PORT
 echo "== kvdr serve (each job catches up at start, then runs every 5 minutes; status on http://127.0.0.1:${KVDR_DEMO_PORT:-9464}/)"
-kvdr serve &
+# Started directly, not through the kvdr function: $! must be node itself, or SIGTERM would stop only a subshell.
+node dist/cli/kvdr.js --config config/demo.yaml serve &
 serve=$!
 trap 'kill "$serve" 2>/dev/null || true' EXIT
 jobs_done() { kvdr backups list --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const kinds=new Set(JSON.parse(s).map(m=>m.kind));process.exit(kinds.size>=5?0:1)})'; }
