@@ -7,7 +7,7 @@ import { consulRequest } from '../sources/consul/http.js';
 import { oneLine } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { readAll } from '../util/streams.js';
-import type { Leadership } from './leadership.js';
+import { ElectedLeadership } from './leadership.js';
 
 /**
  * Leader election through a Consul session lock: `<key>/leader` is acquired with a session of
@@ -15,15 +15,13 @@ import type { Leadership } from './leadership.js';
  * the session when it expires and another replica acquires the key. Cron slots are claimed with
  * create-only writes (`?cas=0`) under `<key>/slots/`, so a slot never runs twice.
  */
-export class ConsulLeadership implements Leadership {
+export class ConsulLeadership extends ElectedLeadership {
   private readonly access: ConsulAccess;
   private readonly id = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   private readonly ttl: number;
   private session: string | undefined;
-  private leader = false;
   private closed = false;
   private timer: NodeJS.Timeout | undefined;
-  private readonly listeners: ((leader: boolean) => void)[] = [];
 
   constructor(
     source: SourceConfig,
@@ -31,24 +29,13 @@ export class ConsulLeadership implements Leadership {
     ttlSeconds: number,
     private readonly logger: Logger,
   ) {
+    super();
     this.access = consulAccess(source);
     this.ttl = Math.max(10, ttlSeconds);
   }
 
   start(): void {
     void this.tick();
-  }
-
-  role(): 'leader' | 'follower' {
-    return this.leader ? 'leader' : 'follower';
-  }
-
-  isLeader(): boolean {
-    return this.leader;
-  }
-
-  onChange(listener: (leader: boolean) => void): void {
-    this.listeners.push(listener);
   }
 
   async claimSlot(job: string, slot: Date): Promise<boolean> {
@@ -83,7 +70,7 @@ export class ConsulLeadership implements Leadership {
       }
       const acquired = await this.call('PUT', `/kv/${keyPath(`${this.key}/leader`)}`, { acquire: this.session }, this.id);
       const held = (await this.text(acquired)).trim() === 'true';
-      if (held && !this.leader) this.logger.info({ id: this.id }, 'elected leader: scheduling');
+      if (held && !this.isLeader()) this.logger.info({ id: this.id }, 'elected leader: scheduling');
       this.setLeader(held);
     } catch (err) {
       this.logger.warn({ id: this.id }, `leader election through Consul failed (${oneLine(err)}); not scheduling until it works again`);
@@ -108,9 +95,4 @@ export class ConsulLeadership implements Leadership {
     return (await readAll(response)).toString('utf8');
   }
 
-  private setLeader(leader: boolean): void {
-    if (leader === this.leader) return;
-    this.leader = leader;
-    for (const listener of this.listeners) listener(leader);
-  }
 }

@@ -33,33 +33,10 @@ export class SingleReplica implements Leadership {
   }
 }
 
-/**
- * Leader election through etcd (etcd3's Election: a key under `<key>/election` held by a lease of
- * `ttlSeconds`). A leader that loses its lease — crashed, partitioned — is replaced once the lease
- * expires. Each cron slot is claimed with a create-if-absent key under `<key>/slots/`, so a slot is
- * never run twice even while two replicas briefly both believe they lead.
- */
-export class EtcdLeadership implements Leadership {
-  private readonly etcd: Etcd3;
-  private readonly id = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
-  private campaign: Campaign | undefined;
+/** The leader flag and its listeners, shared by the elected backends. */
+export abstract class ElectedLeadership implements Leadership {
   private leader = false;
-  private closed = false;
   private readonly listeners: ((leader: boolean) => void)[] = [];
-  private slotLease: Lease | undefined;
-
-  constructor(
-    source: SourceConfig,
-    private readonly key: string,
-    private readonly ttlSeconds: number,
-    private readonly logger: Logger,
-  ) {
-    this.etcd = connectEtcd(source);
-  }
-
-  start(): void {
-    this.runCampaign();
-  }
 
   role(): 'leader' | 'follower' {
     return this.leader ? 'leader' : 'follower';
@@ -71,6 +48,43 @@ export class EtcdLeadership implements Leadership {
 
   onChange(listener: (leader: boolean) => void): void {
     this.listeners.push(listener);
+  }
+
+  abstract claimSlot(job: string, slot: Date): Promise<boolean>;
+  abstract close(): Promise<void>;
+
+  protected setLeader(leader: boolean): void {
+    if (leader === this.leader) return;
+    this.leader = leader;
+    for (const listener of this.listeners) listener(leader);
+  }
+}
+
+/**
+ * Leader election through etcd (etcd3's Election: a key under `<key>/election` held by a lease of
+ * `ttlSeconds`). A leader that loses its lease — crashed, partitioned — is replaced once the lease
+ * expires. Each cron slot is claimed with a create-if-absent key under `<key>/slots/`, so a slot is
+ * never run twice even while two replicas briefly both believe they lead.
+ */
+export class EtcdLeadership extends ElectedLeadership {
+  private readonly etcd: Etcd3;
+  private readonly id = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  private campaign: Campaign | undefined;
+  private closed = false;
+  private slotLease: Lease | undefined;
+
+  constructor(
+    source: SourceConfig,
+    private readonly key: string,
+    private readonly ttlSeconds: number,
+    private readonly logger: Logger,
+  ) {
+    super();
+    this.etcd = connectEtcd(source);
+  }
+
+  start(): void {
+    this.runCampaign();
   }
 
   async claimSlot(job: string, slot: Date): Promise<boolean> {
@@ -107,11 +121,5 @@ export class EtcdLeadership implements Leadership {
       this.setLeader(false);
       setTimeout(() => this.runCampaign(), 1_000).unref();
     });
-  }
-
-  private setLeader(leader: boolean): void {
-    if (leader === this.leader) return;
-    this.leader = leader;
-    for (const listener of this.listeners) listener(leader);
   }
 }
