@@ -17,7 +17,7 @@ export function backupsCommand(): Command {
     .addOption(kindOption())
     .option('--json', 'machine-readable output: the manifests as a JSON array')
     .action(async (options: ListOptions, command: Command) => {
-      const [{ readCatalog }, { openStore }] = await Promise.all([
+      const [{ oldestFirst, readCatalog }, { openStore }] = await Promise.all([
         import('../repository/catalog.js'),
         import('../repository/open-store.js'),
       ]);
@@ -32,7 +32,7 @@ export function backupsCommand(): Command {
           await store.close();
         }
       }
-      all.sort((a, b) => a.finishedAt.localeCompare(b.finishedAt) || a.id.localeCompare(b.id));
+      all.sort(oldestFirst);
       if (options.json || ctx.json) return ctx.print(JSON.stringify(all, null, 2));
       if (all.length === 0) {
         const where = config.repositories.map((r) => r.name).join(', ');

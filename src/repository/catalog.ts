@@ -21,7 +21,15 @@ export async function readCatalog(store: ObjectStore, filter: CatalogFilter = {}
   const manifests = await mapLimited(keys, 16, (key) => readManifest(store, key));
   return manifests
     .filter((m) => filter.kind === undefined || m.kind === filter.kind)
-    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    .sort(oldestFirst);
+}
+
+/**
+ * The one order of backups everywhere: by when they finished, then started (ISO, millisecond
+ * precision), then id. Ids alone tie-break at random within one second.
+ */
+export function oldestFirst(a: Manifest, b: Manifest): number {
+  return a.finishedAt.localeCompare(b.finishedAt) || a.startedAt.localeCompare(b.startedAt) || a.id.localeCompare(b.id);
 }
 
 async function mapLimited<T, R>(items: readonly T[], width: number, fn: (item: T) => Promise<R>): Promise<R[]> {

@@ -1,4 +1,5 @@
 import type { RetentionConfig } from '../config/schema.js';
+import { oldestFirst } from './catalog.js';
 import type { Manifest } from './manifest.js';
 
 export interface RetentionDecision {
@@ -17,7 +18,7 @@ const DAY = 86_400_000;
  * expired, and never the job's newest backup is deleted. Pure: the clock is a parameter.
  */
 export function planRetention(manifests: readonly Manifest[], policy: RetentionConfig, now: Date): RetentionDecision[] {
-  const newestFirst = [...manifests].sort((a, b) => b.finishedAt.localeCompare(a.finishedAt) || b.id.localeCompare(a.id));
+  const newestFirst = [...manifests].sort((a, b) => oldestFirst(b, a));
   const reasons = new Map<string, string[]>(newestFirst.map((m) => [m.id, []]));
   const add = (m: Manifest, reason: string): void => {
     reasons.get(m.id)?.push(reason);

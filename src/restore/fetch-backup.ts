@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { KvdrConfig, RepositoryConfig } from '../config/schema.js';
-import { readCatalog } from '../repository/catalog.js';
+import { oldestFirst, readCatalog } from '../repository/catalog.js';
 import { manifestKey } from '../repository/layout.js';
 import type { Manifest } from '../repository/manifest.js';
 import { readManifest } from '../repository/manifest-store.js';
@@ -59,7 +59,7 @@ export async function selectBackup(config: KvdrConfig, selector: BackupSelector)
       }
     }
   }
-  const newest = candidates.every((c) => c.manifest.kind === 'px-dumps') ? freshestDump(candidates) : candidates.sort((a, b) => a.manifest.finishedAt.localeCompare(b.manifest.finishedAt)).at(-1);
+  const newest = candidates.every((c) => c.manifest.kind === 'px-dumps') ? freshestDump(candidates) : candidates.sort((a, b) => oldestFirst(a.manifest, b.manifest)).at(-1);
   if (newest) return keep(newest);
   await Promise.all(stores.map((s) => s.close()));
   if (selector.backup !== undefined) throw new UsageError(`no backup ${selector.backup} in ${config.repositories.map((r) => r.name).join(', ')}; see kvdr backups list`);

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { KvdrConfig } from '../config/schema.js';
-import { readCatalog } from '../repository/catalog.js';
+import { oldestFirst, readCatalog } from '../repository/catalog.js';
 import type { Manifest } from '../repository/manifest.js';
 import { openStore } from '../repository/open-store.js';
 import type { JobStatus } from '../scheduler/scheduler.js';
@@ -89,7 +89,7 @@ export class HttpServer {
         await store.close();
       }
     }
-    return all.sort((a, b) => a.finishedAt.localeCompare(b.finishedAt));
+    return all.sort(oldestFirst);
   }
 }
 
