@@ -82,6 +82,8 @@ install_etcd35() {
 install_tools() {
   # docker-compose validates docker-compose.yml in a test (no Docker engine runs here).
   command -v docker-compose >/dev/null || { log "installing docker-compose (Debian)"; apt_install docker-compose; }
+  # Chromium renders the HTML audit report in a test.
+  command -v chromium >/dev/null || { log "installing chromium (Debian)"; apt_install chromium; }
 }
 
 what="${1:-all}"

@@ -6,7 +6,16 @@ import { ObjectExistsError } from '../util/errors.js';
 import { readAll } from '../util/streams.js';
 import { VERSION } from '../util/version.js';
 
-export type AuditEventType = 'backup' | 'restore' | 'restore-aborted' | 'restore-dry-run' | 'restore-failed' | 'verify' | 'prune' | 'drill';
+export type AuditEventType =
+  | 'backup'
+  | 'backup-failed'
+  | 'restore'
+  | 'restore-aborted'
+  | 'restore-dry-run'
+  | 'restore-failed'
+  | 'verify'
+  | 'prune'
+  | 'drill';
 
 /** One entry of the append-only trail (invariant 6). `prev` chains it to the entry before. */
 export interface AuditEvent {
@@ -20,42 +29,135 @@ export interface AuditEvent {
   prev: string;
 }
 
-const GENESIS = '0'.repeat(64);
-const auditKey = (seq: number): string => `${AUDIT}${String(seq).padStart(12, '0')}.json`;
+export const GENESIS = '0'.repeat(64);
+const SEQ_DIGITS = 12;
+export const auditKey = (seq: number): string => `${AUDIT}${String(seq).padStart(SEQ_DIGITS, '0')}.json`;
+
+interface Tail {
+  seq: number;
+  hash: string;
+}
+
+/**
+ * The last event this process wrote or read, per repository location. It saves listing the whole
+ * trail on every append; when another writer got there first, write-once refuses the put and the tail
+ * is read again from a listing.
+ */
+const knownTails = new Map<string, Tail>();
 
 /**
  * Appends an event to the trail in a repository. Events are write-once objects numbered in order;
  * two writers racing for the same number both see write-once refuse one of them, which re-reads the
  * tail and tries the next number, so the chain never forks.
  */
-export async function appendAuditEvent(store: ObjectStore, type: AuditEventType, subject: Record<string, unknown>): Promise<AuditEvent> {
-  for (let attempt = 0; attempt < 8; attempt++) {
-    const tail = await lastEvent(store);
+export async function appendAuditEvent(
+  store: ObjectStore,
+  type: AuditEventType,
+  subject: Record<string, unknown>,
+  now: () => Date = () => new Date(),
+): Promise<AuditEvent> {
+  let tail = knownTails.get(store.location) ?? (await lastEvent(store));
+  for (let attempt = 0; attempt < 20; attempt++) {
     const event: AuditEvent = {
       seq: tail ? tail.seq + 1 : 1,
       id: randomUUID(),
-      time: new Date().toISOString(),
+      time: now().toISOString(),
       type,
       actor: { user: safeUser(), host: hostname(), tool: `kvdr ${VERSION}` },
       subject,
       prev: tail ? tail.hash : GENESIS,
     };
+    const bytes = Buffer.from(`${JSON.stringify(event)}\n`);
     try {
-      await store.put(auditKey(event.seq), Buffer.from(`${JSON.stringify(event)}\n`), { contentType: 'application/json' });
+      await store.put(auditKey(event.seq), bytes, { contentType: 'application/json' });
+      knownTails.set(store.location, { seq: event.seq, hash: sha256(bytes) });
       return event;
     } catch (err) {
       if (!(err instanceof ObjectExistsError)) throw err;
+      knownTails.delete(store.location);
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 50 * (attempt + 1)));
+      tail = await lastEvent(store);
     }
   }
-  throw new Error('could not append to the audit trail: too many concurrent writers');
+  throw new Error(`could not append to the audit trail at ${store.location}: too many concurrent writers`);
 }
 
-async function lastEvent(store: ObjectStore): Promise<{ seq: number; hash: string } | undefined> {
+/** One stored event as read back, with the hash the next event must carry. */
+export interface StoredEvent {
+  key: string;
+  event: AuditEvent;
+  sha256: string;
+}
+
+/** Every event of the trail in order, each with the sha256 of its stored bytes. Reads one at a time. */
+export async function* readTrail(store: ObjectStore): AsyncGenerator<StoredEvent | { key: string; damaged: string }> {
+  for await (const info of store.list(AUDIT)) {
+    const bytes = await readAll(await store.get(info.key));
+    const event = parseEvent(bytes);
+    yield typeof event === 'string' ? { key: info.key, damaged: event } : { key: info.key, event, sha256: sha256(bytes) };
+  }
+}
+
+export interface TrailCheck {
+  events: number;
+  /** sha256 of the newest event: record it elsewhere to detect a later edit of the newest events. */
+  head: string;
+  /** The first broken link, if any. */
+  broken?: { key: string; reason: string };
+}
+
+/**
+ * Walks the chain from the first event: every event must be where its number says, carry the number
+ * after the one before, and hold the sha256 of the one before. The first link that does not is named.
+ * Editing any event breaks the next one's link; removing one leaves a gap in the numbers. Only the
+ * newest event can be changed unseen, which is why the head hash is reported.
+ */
+export async function verifyTrail(store: ObjectStore): Promise<TrailCheck> {
+  let previous: StoredEvent | undefined;
+  let events = 0;
+  for await (const item of readTrail(store)) {
+    const broken = (reason: string): TrailCheck => ({ events, head: previous?.sha256 ?? GENESIS, broken: { key: item.key, reason } });
+    if ('damaged' in item) return broken(item.damaged);
+    const { event } = item;
+    const expectedSeq = previous ? previous.event.seq + 1 : 1;
+    if (item.key !== auditKey(event.seq)) return broken(`it says it is event ${event.seq}, but is stored as ${item.key}: it was moved or edited`);
+    if (event.seq !== expectedSeq) {
+      return broken(`event ${expectedSeq}${event.seq > expectedSeq + 1 ? `-${event.seq - 1}` : ''} is missing before it: removed from the trail`);
+    }
+    const expectedPrev = previous ? previous.sha256 : GENESIS;
+    if (event.prev !== expectedPrev) {
+      return broken(previous ? `its prev hash does not match ${previous.key}: that event was edited after it was written` : 'the first event does not start the chain');
+    }
+    previous = item;
+    events++;
+  }
+  return { events, head: previous?.sha256 ?? GENESIS };
+}
+
+function parseEvent(bytes: Buffer): AuditEvent | string {
+  try {
+    const event = JSON.parse(bytes.toString('utf8')) as Partial<AuditEvent>;
+    if (typeof event.seq !== 'number' || typeof event.prev !== 'string' || typeof event.type !== 'string' || typeof event.time !== 'string') {
+      return 'not an audit event (seq, prev, type or time missing)';
+    }
+    return event as AuditEvent;
+  } catch {
+    return 'not valid JSON: it was edited or damaged';
+  }
+}
+
+async function lastEvent(store: ObjectStore): Promise<Tail | undefined> {
   let last: string | undefined;
   for await (const info of store.list(AUDIT)) last = info.key;
   if (!last) return undefined;
   const bytes = await readAll(await store.get(last));
-  return { seq: (JSON.parse(bytes.toString('utf8')) as AuditEvent).seq, hash: createHash('sha256').update(bytes).digest('hex') };
+  const event = parseEvent(bytes);
+  const seq = typeof event === 'string' ? Number(/(\d+)\.json$/.exec(last)?.[1] ?? 0) : event.seq;
+  return { seq, hash: sha256(bytes) };
+}
+
+function sha256(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex');
 }
 
 function safeUser(): string {

@@ -1,4 +1,4 @@
-import type { JobConfig, JobKind, KvdrConfig, RepositoryConfig, SourceConfig } from '../config/schema.js';
+import type { BackupKind, JobConfig, KvdrConfig, RepositoryConfig, SourceConfig } from '../config/schema.js';
 import { sourceScope } from '../config/scope.js';
 import { artifactKey, newBackupId } from '../repository/layout.js';
 import type { Manifest } from '../repository/manifest.js';
@@ -34,6 +34,7 @@ export interface RunBackupOptions {
 export async function runBackup(options: RunBackupOptions): Promise<Manifest> {
   const job = findJob(options.config, options.job);
   if (job.kind === 'px-dumps') throw new UsageError(`job ${job.name} collects PX dumps; it can store several backups per run (kvdr backup handles it)`);
+  if (job.kind === 'restore-test') throw new UsageError(`job ${job.name} is a restore drill, not a backup (kvdr backup handles it)`);
   const source = options.config.sources.find((s) => s.name === job.source) as SourceConfig;
   const repository = options.config.repositories.find((r) => r.name === job.repository) as RepositoryConfig;
   const store = openStore(repository);
@@ -61,7 +62,7 @@ export interface TakeBackupOptions extends Omit<RunBackupOptions, 'config' | 'jo
   /** What the manifest calls it. */
   kind: Manifest['kind'];
   /** Which producer makes the artifact (a safety backup is an export). */
-  produce: JobKind;
+  produce: BackupKind;
   /** An artifact opened by the caller (PX dump files), instead of one made from the source. */
   artifact?: ArtifactSource;
   source: SourceConfig;
@@ -166,7 +167,7 @@ export function findJob(config: KvdrConfig, name: string): JobConfig {
   return job;
 }
 
-async function openSource(kind: JobKind, source: SourceConfig, scope: string): Promise<ArtifactSource> {
+async function openSource(kind: BackupKind, source: SourceConfig, scope: string): Promise<ArtifactSource> {
   switch (kind) {
     case 'etcd-snapshot':
       return openEtcdSnapshot(source);

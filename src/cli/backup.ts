@@ -4,26 +4,36 @@ import { onTerminationSignal } from './signals.js';
 
 export function backupCommand(): Command {
   return new Command('backup')
-    .description('run one configured job now and print the backup id (one per collected dump for px-dumps jobs)')
+    .description('run one configured job now and print the backup id (one per collected dump for px-dumps jobs; a restore-test job runs its drill)')
     .argument('<job>', 'name of a job in the config')
     .action(async (job: string, _options: unknown, command: Command) => {
-      const [{ runBackup, findJob }, { collectPxDumps }] = await Promise.all([import('../backup/run-backup.js'), import('../backup/collect-px-dumps.js')]);
+      const { runJob } = await import('../scheduler/run-job.js');
       const ctx = contextFor(command);
       const config = await ctx.config();
-      if (findJob(config, job).kind === 'px-dumps') {
-        const result = await collectPxDumps({ config, job, logger: ctx.logger });
-        if (ctx.json) return ctx.print(JSON.stringify(result, null, 2));
-        for (const manifest of result.stored) ctx.print(manifest.id);
-        process.stderr.write(
-          `${result.stored.length} new dumps stored, ${result.duplicates.length} already in the repository, ${result.unsettled.length} still being written\n`,
-        );
-        return;
-      }
       const controller = new AbortController();
       const release = onTerminationSignal(() => controller.abort());
       try {
-        const manifest = await runBackup({ config, job, logger: ctx.logger, signal: controller.signal });
-        ctx.print(ctx.json ? JSON.stringify(manifest, null, 2) : manifest.id);
+        const outcome = await runJob({ config, job, logger: ctx.logger, signal: controller.signal });
+        if (ctx.json) return ctx.print(JSON.stringify(outcome.kind === 'backup' ? outcome.manifests[0] : outcome, null, 2));
+        switch (outcome.kind) {
+          case 'backup':
+            return ctx.print(outcome.manifests.map((m) => m.id).join('\n'));
+          case 'px-dumps': {
+            const { collected } = outcome;
+            for (const manifest of collected.stored) ctx.print(manifest.id);
+            process.stderr.write(
+              `${collected.stored.length} new dumps stored, ${collected.duplicates.length} already in the repository, ${collected.unsettled.length} still being written\n`,
+            );
+            return;
+          }
+          case 'restore-test': {
+            const { drill } = outcome;
+            return ctx.print(
+              `drill ${drill.drill}: restored ${drill.records} keys of ${drill.backup} into ${drill.target} under "${drill.scope}", verified, ` +
+                `in ${(drill.rtoMs / 1000).toFixed(1)}s (RTO), and cleaned up`,
+            );
+          }
+        }
       } finally {
         release();
       }

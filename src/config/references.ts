@@ -1,5 +1,5 @@
 import { ConfigError } from '../util/errors.js';
-import type { KvdrConfig } from './schema.js';
+import type { KvdrConfig, SourceConfig } from './schema.js';
 
 /** Checks what a schema cannot see: unique names and references between sections. */
 export function checkReferences(config: KvdrConfig): void {
@@ -13,9 +13,10 @@ export function checkReferences(config: KvdrConfig): void {
   config.jobs.forEach((job, i) => {
     const source = sources.get(job.source);
     if (!source) fail(`jobs[${i}].source`, `no source named "${job.source}"; define it under sources`, [...sources.keys()]);
-    if (!repositories.has(job.repository)) {
+    if (job.repository !== undefined && !repositories.has(job.repository)) {
       fail(`jobs[${i}].repository`, `no repository named "${job.repository}"; define it under repositories`, [...repositories]);
     }
+    if (job.drill) checkDrill(config, i, source);
     const wanted = job.kind.startsWith('etcd-') ? 'etcd' : job.kind.startsWith('consul-') ? 'consul' : undefined;
     if (wanted && source.type !== wanted) {
       fail(`jobs[${i}].kind`, `${job.kind} needs a ${wanted} source, but "${source.name}" is ${source.type}`);
@@ -32,6 +33,20 @@ export function checkReferences(config: KvdrConfig): void {
   }
   if (config.audit.repository !== undefined && !repositories.has(config.audit.repository)) {
     fail('audit.repository', `no repository named "${config.audit.repository}"`, [...repositories]);
+  }
+}
+
+/** A drill restores a backup job's latest backup, and never over the cluster that job backs up. */
+function checkDrill(config: KvdrConfig, i: number, target: SourceConfig): void {
+  const drill = config.jobs[i]?.drill;
+  if (!drill) return;
+  const tested = config.jobs.find((j) => j.name === drill.job);
+  const backupJobs = config.jobs.filter((j) => j.kind !== 'restore-test').map((j) => j.name);
+  if (!tested || tested.kind === 'restore-test') fail(`jobs[${i}].drill.job`, `no backup job named "${drill.job}"`, backupJobs);
+  const live = config.sources.find((s) => s.name === tested.source);
+  const sameCluster = live !== undefined && (live.name === target.name || live.endpoints.some((e) => target.endpoints.includes(e)));
+  if (sameCluster && drill.toPrefix === undefined) {
+    fail(`jobs[${i}].drill.toPrefix`, `the drill would restore into "${live.name}", the cluster job ${tested.name} backs up; set toPrefix (a scratch prefix) or use a scratch cluster as source`);
   }
 }
 

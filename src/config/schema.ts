@@ -2,7 +2,9 @@ import { z } from 'zod';
 import { validate as isValidCron } from 'node-cron';
 
 export const SOURCE_TYPES = ['etcd', 'consul'] as const;
-export const JOB_KINDS = ['etcd-snapshot', 'etcd-export', 'consul-snapshot', 'consul-export', 'px-dumps'] as const;
+export const BACKUP_KINDS = ['etcd-snapshot', 'etcd-export', 'consul-snapshot', 'consul-export', 'px-dumps'] as const;
+export const JOB_KINDS = [...BACKUP_KINDS, 'restore-test'] as const;
+export type BackupKind = (typeof BACKUP_KINDS)[number];
 export type JobKind = (typeof JOB_KINDS)[number];
 
 const name = z
@@ -89,18 +91,37 @@ export const retentionSchema = z.strictObject({
   minDays: z.number().int().min(0).default(35),
 });
 
-export const jobSchema = z.strictObject({
-  name,
-  source: z.string().min(1),
-  kind: z.enum(JOB_KINDS),
-  schedule: z.string().refine((s) => isValidCron(s), 'not a valid cron expression (5 fields, or 6 with seconds)'),
-  timezone: z.string().min(1).default('UTC'),
-  repository: z.string().min(1),
-  compression: z.enum(['gzip', 'none']).default('gzip'),
-  retention: retentionSchema.prefault({}),
-  timeoutMinutes: z.number().positive().default(60),
-  retries: z.number().int().min(0).default(3),
-});
+export const jobSchema = z
+  .strictObject({
+    name,
+    /** Backup jobs: the source backed up. restore-test jobs: the cluster the drill restores into. */
+    source: z.string().min(1),
+    kind: z.enum(JOB_KINDS),
+    schedule: z.string().refine((s) => isValidCron(s), 'not a valid cron expression (5 fields, or 6 with seconds)'),
+    timezone: z.string().min(1).default('UTC'),
+    /** Backup jobs: where backups are stored. restore-test jobs read from the tested job's repository. */
+    repository: z.string().min(1).optional(),
+    compression: z.enum(['gzip', 'none']).default('gzip'),
+    retention: retentionSchema.prefault({}),
+    timeoutMinutes: z.number().positive().default(60),
+    retries: z.number().int().min(0).default(3),
+    /** The recovery point objective the audit holds this job to; defaults to `audit.rpoMinutes`. */
+    rpoMinutes: z.number().positive().optional(),
+    /** restore-test jobs: which job's latest backup to restore, and where. */
+    drill: z
+      .strictObject({
+        /** The backup job whose latest backup each drill restores. */
+        job: z.string().min(1),
+        /** Re-root the restored keys under `<toPrefix><run id>/` (needed when restoring into a live cluster). */
+        toPrefix: z.string().min(1).optional(),
+      })
+      .optional(),
+  })
+  .superRefine((job, ctx) => {
+    if (job.kind === 'restore-test' && !job.drill) ctx.addIssue({ code: 'custom', path: ['drill'], message: 'a restore-test job names the job it tests: drill: {job: <name>}' });
+    if (job.kind !== 'restore-test' && job.drill) ctx.addIssue({ code: 'custom', path: ['drill'], message: 'only restore-test jobs have a drill' });
+    if (job.kind !== 'restore-test' && job.repository === undefined) ctx.addIssue({ code: 'custom', path: ['repository'], message: 'name the repository this job stores its backups in' });
+  });
 
 export const configSchema = z.strictObject({
   sources: z.array(sourceSchema).default([]),
@@ -134,8 +155,16 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Repository that holds the audit trail; defaults to the first one. */
       repository: z.string().min(1).optional(),
+      /** LAST_RECOVERY_POINT: the newest backup of each job is at most this old (a job may override it). */
       rpoMinutes: z.number().positive().default(60),
+      /** RESTORE_TESTED: each backup job had a successful restore drill at most this long ago. */
       restoreTestMaxAgeDays: z.number().positive().default(30),
+      /** RESTORE_TIME: the newest drill of each job restored within this many minutes (RTO). */
+      rtoMinutes: z.number().positive().default(60),
+      /** INTEGRITY: each job's backups were re-verified (kvdr verify) at most this long ago. */
+      verifyMaxAgeDays: z.number().positive().default(7),
+      /** MIN_RETENTION: each job keeps every backup at least this long (retention.minDays, object lock). */
+      minRetentionDays: z.number().min(0).default(35),
     })
     .prefault({}),
 });

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
  *
  *   data/<job>/<id>.<ext>         artifacts (write-once)
  *   manifests/<job>/<id>.json     one per successful backup, written after its artifact (write-once)
- *   audit/<seq>-<event-id>.json   the hash-chained audit trail (write-once)
+ *   audit/<seq>.json              the hash-chained audit trail (write-once, numbered from 1)
  *
  * Ids start with the UTC start time, so they sort by time within and across jobs.
  */

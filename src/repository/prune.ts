@@ -1,4 +1,4 @@
-import { appendAuditEvent } from '../audit/audit-log.js';
+import { recordAuditEvent } from '../audit/audit-repository.js';
 import type { KvdrConfig } from '../config/schema.js';
 import type { Logger } from '../util/logger.js';
 import { readCatalog } from './catalog.js';
@@ -57,7 +57,7 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
           if (dryRun) continue;
           await store.delete(manifestKey(m.job, m.id));
           await store.delete(m.repository.key);
-          await appendAuditEvent(store, 'prune', { backup: m.id, job: m.job, key: m.repository.key, finishedAt: m.finishedAt, reasons: decision.reasons });
+          await recordAuditEvent(config, 'prune', { backup: m.id, job: m.job, repository: repository.name, key: m.repository.key, finishedAt: m.finishedAt, minDays: job.retention.minDays, ...(m.objectLock ? { retainUntil: m.objectLock.retainUntil } : {}), reasons: decision.reasons }, logger);
           logger.info({ backup: m.id, job: m.job }, `pruned ${m.id}`);
         }
       }
@@ -66,7 +66,7 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
         result.orphans.push({ key: info.key, repository: repository.name });
         if (dryRun) continue;
         await store.delete(info.key);
-        await appendAuditEvent(store, 'prune', { orphan: info.key, lastModified: info.lastModified.toISOString(), reasons: ['artifact without a manifest'] });
+        await recordAuditEvent(config, 'prune', { orphan: info.key, repository: repository.name, lastModified: info.lastModified.toISOString(), reasons: ['artifact without a manifest'] }, logger);
       }
     } finally {
       await store.close();

@@ -1,9 +1,7 @@
-import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { KvdrConfig, RepositoryConfig } from '../config/schema.js';
 import { oldestFirst, readCatalog } from '../repository/catalog.js';
@@ -13,6 +11,7 @@ import { readManifest } from '../repository/manifest-store.js';
 import type { ObjectStore } from '../repository/object-store.js';
 import { openStore } from '../repository/open-store.js';
 import { IntegrityError, UsageError } from '../util/errors.js';
+import { hashCounter } from '../util/hash-counter.js';
 import type { LocalArtifact, ArtifactFormat } from './local-artifact.js';
 
 export interface BackupSelector {
@@ -112,15 +111,9 @@ export async function fetchVerified(selected: SelectedBackup): Promise<{ artifac
   const path = join(dir, 'artifact');
   const cleanup = (): Promise<void> => rm(dir, { recursive: true, force: true });
   try {
-    const hash = createHash('sha256');
-    const hasher = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        hash.update(chunk);
-        done(null, chunk);
-      },
-    });
-    await pipeline(await store.get(manifest.repository.key), hasher, createWriteStream(path, { mode: 0o600 }));
-    const actual = hash.digest('hex');
+    const counted = hashCounter();
+    await pipeline(await store.get(manifest.repository.key), counted, createWriteStream(path, { mode: 0o600 }));
+    const actual = counted.sha256() ?? '';
     if (actual !== manifest.sha256) {
       throw new IntegrityError(
         `backup ${manifest.id}: the artifact's sha256 (${actual.slice(0, 16)}…) does not match its manifest (${manifest.sha256.slice(0, 16)}…); it is corrupt and nothing was written`,

@@ -1,4 +1,5 @@
 import { access } from 'node:fs/promises';
+import { auditRepository } from '../audit/audit-repository.js';
 import { loadConfig, resolveConfigPath } from '../config/loader.js';
 import type { KvdrConfig, SourceConfig } from '../config/schema.js';
 import { openStore } from '../repository/open-store.js';
@@ -24,8 +25,12 @@ export function openTarget(endpoint: KvdbEndpoint, config: KvdrConfig | undefine
     ...(known?.token ? { token: known.token } : {}),
     ...(known?.datacenter ? { datacenter: known.datacenter } : {}),
   };
-  const target = endpoint.type === 'etcd' ? new EtcdTarget(source) : new ConsulTarget(source);
-  return { target, source };
+  return { target: targetFor(source), source };
+}
+
+/** A live cluster to restore into, reached as a configured source is. */
+export function targetFor(source: SourceConfig): KvTarget {
+  return source.type === 'etcd' ? new EtcdTarget(source) : new ConsulTarget(source);
 }
 
 export const DEFAULT_SAFETY_DIR = '/var/lib/kvdr/safety-backups';
@@ -35,7 +40,7 @@ export const DEFAULT_SAFETY_DIR = '/var/lib/kvdr/safety-backups';
  * first), or, with no config at all, a local directory (KVDR_SAFETY_DIR, default /var/lib/kvdr/safety-backups).
  */
 export function restoreRepository(config: KvdrConfig | undefined, env: NodeJS.ProcessEnv = process.env): RestoreRepository {
-  const chosen = config ? (config.repositories.find((r) => r.name === config.audit.repository) ?? config.repositories[0]) : undefined;
+  const chosen = config ? auditRepository(config) : undefined;
   const repository = chosen ?? { name: 'local-safety', type: 'fs' as const, path: env['KVDR_SAFETY_DIR'] ?? DEFAULT_SAFETY_DIR };
   return { store: openStore(repository), config: repository };
 }

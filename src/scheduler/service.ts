@@ -1,10 +1,11 @@
-import { collectPxDumps } from '../backup/collect-px-dumps.js';
-import { runBackup } from '../backup/run-backup.js';
 import type { JobConfig, KvdrConfig } from '../config/schema.js';
 import { readCatalog } from '../repository/catalog.js';
 import { openStore } from '../repository/open-store.js';
 import { prune } from '../repository/prune.js';
 import type { Logger } from '../util/logger.js';
+import { runJob } from './run-job.js';
+import { readTrail } from '../audit/audit-log.js';
+import { auditRepository } from '../audit/audit-repository.js';
 import { Scheduler, type SchedulerOptions } from './scheduler.js';
 
 /** The scheduler wired to the real backup jobs: run the job, then apply that job's retention. */
@@ -13,15 +14,10 @@ export function backupScheduler(config: KvdrConfig, logger: Logger, overrides: P
     config,
     logger,
     runJob: async (job, signal, run) => {
-      let bytes: number;
-      if (job.kind === 'px-dumps') {
-        const collected = await collectPxDumps({ config, job: job.name, logger });
-        bytes = collected.stored.reduce((sum, m) => sum + m.bytes.stored, 0);
-      } else {
-        bytes = (await runBackup({ config, job: job.name, logger, signal, details: { ...run } })).bytes.stored;
-      }
+      const outcome = await runJob({ config, job: job.name, logger, signal, run });
+      if (outcome.kind === 'restore-test') return {};
       await prune({ config: { ...config, jobs: [job] }, logger, dryRun: false });
-      return { bytes };
+      return { bytes: outcome.manifests.reduce((sum, m) => sum + m.bytes.stored, 0) };
     },
     lastSuccess: (job) => lastSuccess(config, job),
     ...overrides,
@@ -29,12 +25,27 @@ export function backupScheduler(config: KvdrConfig, logger: Logger, overrides: P
 }
 
 async function lastSuccess(config: KvdrConfig, job: JobConfig): Promise<Date | undefined> {
+  if (job.kind === 'restore-test') return lastDrill(config, job.name);
   const repository = config.repositories.find((r) => r.name === job.repository);
   if (!repository) return undefined;
   const store = openStore(repository);
   try {
     const newest = (await readCatalog(store, { job: job.name })).at(-1);
     return newest ? new Date(newest.finishedAt) : undefined;
+  } finally {
+    await store.close();
+  }
+}
+
+/** When the drill last succeeded, from the audit trail (drills leave no backups behind). */
+async function lastDrill(config: KvdrConfig, name: string): Promise<Date | undefined> {
+  const store = openStore(auditRepository(config));
+  try {
+    let last: Date | undefined;
+    for await (const item of readTrail(store)) {
+      if ('event' in item && item.event.type === 'drill' && item.event.subject['drill'] === name && item.event.subject['result'] === 'ok') last = new Date(item.event.time);
+    }
+    return last;
   } finally {
     await store.close();
   }

@@ -50,6 +50,13 @@ export class IntegrityError extends KvdrError {
   }
 }
 
+/** An audit control failed: the report was written, and this says which controls to look at. */
+export class ControlFailedError extends KvdrError {
+  constructor(message: string) {
+    super(message, ExitCode.ControlFailed);
+  }
+}
+
 /** A write-once object that already exists. */
 export class ObjectExistsError extends KvdrError {
   constructor(readonly key: string) {

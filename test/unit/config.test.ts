@@ -28,7 +28,7 @@ describe('configuration', () => {
     const text = await readFile(new URL('../../config/kvdr.example.yaml', import.meta.url), 'utf8');
     const config = parseConfig(text, 'kvdr.example.yaml', { KVDR_ETCD_ENDPOINT: 'http://10.0.0.1:2379' });
     expect(config.sources[0]?.endpoints).toEqual(['http://10.0.0.1:2379']);
-    expect(config.jobs.map((j) => j.kind)).toEqual(['etcd-snapshot', 'etcd-export', 'consul-snapshot', 'consul-export', 'px-dumps']);
+    expect(config.jobs.map((j) => j.kind)).toEqual(['etcd-snapshot', 'etcd-export', 'consul-snapshot', 'consul-export', 'px-dumps', 'restore-test']);
     expect(config.repositories[0]).toMatchObject({ type: 's3', bucket: 'kvdr-backups', partSizeMiB: 16 });
   });
 
@@ -45,7 +45,7 @@ describe('configuration', () => {
     const err = errorOf(minimal.replace('kind: etcd-snapshot', 'kind: etcd-snap'));
     expect(err.exitCode).toBe(ExitCode.Usage);
     expect(err.message).toBe(
-      'kvdr.yaml: jobs[0].kind: expected one of etcd-snapshot, etcd-export, consul-snapshot, consul-export, px-dumps',
+      'kvdr.yaml: jobs[0].kind: expected one of etcd-snapshot, etcd-export, consul-snapshot, consul-export, px-dumps, restore-test',
     );
   });
 
@@ -96,6 +96,15 @@ describe('configuration', () => {
     expect(errorOf(minimal.replace('kind: etcd-snapshot', 'kind: consul-snapshot')).message).toBe(
       'kvdr.yaml: jobs[0].kind: consul-snapshot needs a consul source, but "px-etcd" is etcd',
     );
+  });
+
+  it('checks restore drills: a tested backup job, and never a restore over the live cluster', () => {
+    const drill = (extra: string): string => `${minimal}  - {name: drill, source: px-etcd, kind: restore-test, schedule: "0 4 * * 0", ${extra}}\n`;
+    expect(parseConfig(drill('drill: {job: hourly, toPrefix: scratch/}'), 'kvdr.yaml', {}).jobs[1]?.drill).toEqual({ job: 'hourly', toPrefix: 'scratch/' });
+    expect(errorOf(drill('')).message).toBe('kvdr.yaml: jobs[1].drill: a restore-test job names the job it tests: drill: {job: <name>}');
+    expect(errorOf(drill('drill: {job: nope, toPrefix: s/}')).message).toBe('kvdr.yaml: jobs[1].drill.job: no backup job named "nope" (known: hourly)');
+    expect(errorOf(drill('drill: {job: hourly}')).message).toMatch(/^kvdr\.yaml: jobs\[1\]\.drill\.toPrefix: the drill would restore into "px-etcd", the cluster job hourly backs up/);
+    expect(errorOf(minimal.replace(', repository: local}', '}')).message).toBe('kvdr.yaml: jobs[0].repository: name the repository this job stores its backups in');
   });
 
   it('rejects duplicate names', () => {

@@ -1,0 +1,71 @@
+import { recordAuditEvent } from '../audit/audit-repository.js';
+import { collectPxDumps, type CollectResult } from '../backup/collect-px-dumps.js';
+import { findJob, runBackup } from '../backup/run-backup.js';
+import type { KvdrConfig } from '../config/schema.js';
+import type { Manifest } from '../repository/manifest.js';
+import { runRestoreDrill, type DrillResult } from '../restore/restore-drill.js';
+import { oneLine } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+
+export interface RunJobOptions {
+  config: KvdrConfig;
+  job: string;
+  logger: Logger;
+  signal?: AbortSignal;
+  /** What started the run (schedule, catch-up, manual) and its cron slot: kept in manifests and the trail. */
+  run?: { trigger: string; slot?: string };
+}
+
+export type JobOutcome =
+  | { kind: 'backup'; manifests: Manifest[] }
+  | { kind: 'px-dumps'; manifests: Manifest[]; collected: CollectResult }
+  | { kind: 'restore-test'; drill: DrillResult };
+
+/**
+ * Runs one configured job of any kind, from the scheduler or `kvdr backup`, and records it in the
+ * audit trail: one backup event per stored backup, one backup-failed event when the run fails (drills
+ * record their own). The trail is what the audit counts runs, failures and deletions from.
+ */
+export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
+  const { config, logger } = options;
+  const job = findJob(config, options.job);
+  const run = options.run ?? { trigger: 'manual' };
+  if (job.kind === 'restore-test') return { kind: 'restore-test', drill: await runRestoreDrill({ config, job, logger }) };
+  const startedAt = new Date().toISOString();
+  try {
+    if (job.kind === 'px-dumps') {
+      const collected = await collectPxDumps({ config, job: job.name, logger });
+      await recordBackups(config, collected.stored, run, logger);
+      return { kind: 'px-dumps', manifests: collected.stored, collected };
+    }
+    const manifest = await runBackup({ config, job: job.name, logger, details: { ...run }, ...(options.signal ? { signal: options.signal } : {}) });
+    await recordBackups(config, [manifest], run, logger);
+    return { kind: 'backup', manifests: [manifest] };
+  } catch (err) {
+    await recordAuditEvent(config, 'backup-failed', { job: job.name, kind: job.kind, repository: job.repository, ...run, startedAt, error: oneLine(err) }, logger);
+    throw err;
+  }
+}
+
+async function recordBackups(config: KvdrConfig, manifests: readonly Manifest[], run: RunJobOptions['run'], logger: Logger): Promise<void> {
+  for (const m of manifests) {
+    await recordAuditEvent(
+      config,
+      'backup',
+      {
+        backup: m.id,
+        job: m.job,
+        kind: m.kind,
+        repository: m.repository.name,
+        key: m.repository.key,
+        sha256: m.sha256,
+        bytes: m.bytes.stored,
+        ...(m.records !== undefined ? { records: m.records } : {}),
+        startedAt: m.startedAt,
+        finishedAt: m.finishedAt,
+        ...run,
+      },
+      logger,
+    );
+  }
+}
