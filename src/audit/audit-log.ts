@@ -89,13 +89,26 @@ export interface StoredEvent {
   sha256: string;
 }
 
-/** Every event of the trail in order, each with the sha256 of its stored bytes. Reads one at a time. */
-export async function* readTrail(store: ObjectStore): AsyncGenerator<StoredEvent | { key: string; damaged: string }> {
-  for await (const info of store.list(AUDIT)) {
-    const bytes = await readAll(await store.get(info.key));
+export type TrailItem = StoredEvent | { key: string; damaged: string };
+
+/**
+ * Every event of the trail in order, each with the sha256 of its stored bytes. Events are small and
+ * many: up to 16 are fetched at once, and yielded in order.
+ */
+export async function* readTrail(store: ObjectStore): AsyncGenerator<TrailItem> {
+  const read = async (key: string): Promise<TrailItem> => {
+    const bytes = await readAll(await store.get(key));
     const event = parseEvent(bytes);
-    yield typeof event === 'string' ? { key: info.key, damaged: event } : { key: info.key, event, sha256: sha256(bytes) };
+    return typeof event === 'string' ? { key, damaged: event } : { key, event, sha256: sha256(bytes) };
+  };
+  const window: Promise<TrailItem>[] = [];
+  for await (const info of store.list(AUDIT)) {
+    window.push(read(info.key));
+    // Failures surface in order when awaited; until then they must not count as unhandled.
+    window.at(-1)?.catch(() => undefined);
+    if (window.length >= 16) yield await (window.shift() as Promise<TrailItem>);
   }
+  while (window.length > 0) yield await (window.shift() as Promise<TrailItem>);
 }
 
 export interface TrailCheck {
@@ -112,10 +125,15 @@ export interface TrailCheck {
  * Editing any event breaks the next one's link; removing one leaves a gap in the numbers. Only the
  * newest event can be changed unseen, which is why the head hash is reported.
  */
-export async function verifyTrail(store: ObjectStore): Promise<TrailCheck> {
+export function verifyTrail(store: ObjectStore): Promise<TrailCheck> {
+  return checkChain(readTrail(store));
+}
+
+/** The chain check of {@link verifyTrail}, over events already read. */
+export async function checkChain(items: AsyncIterable<TrailItem> | Iterable<TrailItem>): Promise<TrailCheck> {
   let previous: StoredEvent | undefined;
   let events = 0;
-  for await (const item of readTrail(store)) {
+  for await (const item of items) {
     const broken = (reason: string): TrailCheck => ({ events, head: previous?.sha256 ?? GENESIS, broken: { key: item.key, reason } });
     if ('damaged' in item) return broken(item.damaged);
     const { event } = item;

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ObjectExistsError, ObjectNotFoundError, RepositoryError } from '../util/errors.js';
-import { assertValidKey, type ObjectInfo, type ObjectStore, type PutOptions, type PutResult } from './object-store.js';
+import { assertValidKey, type ObjectInfo, type ObjectStore, type PutOptions, type PutResult, type StoreProtection } from './object-store.js';
 
 const TEMP_MARKER = '.kvdr-tmp-';
 
@@ -79,6 +79,11 @@ export class FsStore implements ObjectStore {
     const slash = prefix.lastIndexOf('/');
     const base = slash >= 0 ? prefix.slice(0, slash) : '';
     yield* this.walk(base, prefix);
+  }
+
+  /** A directory has neither versioning nor object lock: anyone with write access can delete. */
+  protection(): Promise<StoreProtection> {
+    return Promise.resolve({ versioning: 'unsupported', objectLock: { enabled: false } });
   }
 
   async delete(key: string): Promise<void> {

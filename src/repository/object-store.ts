@@ -24,6 +24,13 @@ export interface PutResult extends ObjectInfo {
   objectLock?: { mode: string; retainUntil: Date };
 }
 
+/** What the backend itself enforces against deletion and overwrite, as it reports it. */
+export interface StoreProtection {
+  /** e.g. `Enabled`, `Suspended`, `Off` (never enabled), `unsupported` (filesystem). */
+  versioning: string;
+  objectLock: { enabled: boolean; mode?: string; days?: number; years?: number };
+}
+
 /**
  * One storage interface for every repository backend (S3, filesystem).
  *
@@ -44,6 +51,8 @@ export interface ObjectStore {
   head(key: string): Promise<ObjectInfo | undefined>;
   list(prefix?: string): AsyncIterable<ObjectInfo>;
   delete(key: string): Promise<void>;
+  /** Versioning and object lock of the bucket (or their absence), for the IMMUTABILITY control. */
+  protection(): Promise<StoreProtection>;
   /** Releases connections; safe to call more than once. */
   close(): Promise<void>;
 }

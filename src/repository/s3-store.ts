@@ -1,6 +1,8 @@
 import {
   DeleteObjectCommand,
+  GetBucketVersioningCommand,
   GetObjectCommand,
+  GetObjectLockConfigurationCommand,
   HeadObjectCommand,
   paginateListObjectsV2,
   S3Client,
@@ -10,7 +12,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import type { S3RepositoryConfig } from '../config/schema.js';
 import { ObjectExistsError, ObjectNotFoundError } from '../util/errors.js';
-import { assertValidKey, type ObjectInfo, type ObjectStore, type PutOptions, type PutResult } from './object-store.js';
+import { assertValidKey, type ObjectInfo, type ObjectStore, type PutOptions, type PutResult, type StoreProtection } from './object-store.js';
 import { describeS3Error, isNotFound, isPreconditionFailed } from './s3-errors.js';
 
 const MiB = 1024 * 1024;
@@ -124,6 +126,32 @@ export class S3Store implements ObjectStore {
       }
     } catch (err) {
       throw describeS3Error(err, this.location, `list ${prefix || '/'}`);
+    }
+  }
+
+  async protection(): Promise<StoreProtection> {
+    try {
+      const versioning = await this.client.send(new GetBucketVersioningCommand({ Bucket: this.bucket }));
+      const lock = await this.client
+        .send(new GetObjectLockConfigurationCommand({ Bucket: this.bucket }))
+        .catch((err: unknown) => {
+          // A bucket created without object lock answers with this error rather than an empty configuration.
+          if ((err as { name?: string }).name === 'ObjectLockConfigurationNotFoundError') return undefined;
+          throw err;
+        });
+      const config = lock?.ObjectLockConfiguration;
+      const retention = config?.Rule?.DefaultRetention;
+      return {
+        versioning: versioning.Status ?? 'Off',
+        objectLock: {
+          enabled: config?.ObjectLockEnabled === 'Enabled',
+          ...(retention?.Mode ? { mode: retention.Mode } : {}),
+          ...(retention?.Days !== undefined ? { days: retention.Days } : {}),
+          ...(retention?.Years !== undefined ? { years: retention.Years } : {}),
+        },
+      };
+    } catch (err) {
+      throw describeS3Error(err, this.location, 'read the bucket versioning and object lock configuration');
     }
   }
 

@@ -48,24 +48,22 @@ export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
 }
 
 async function recordBackups(config: KvdrConfig, manifests: readonly Manifest[], run: RunJobOptions['run'], logger: Logger): Promise<void> {
-  for (const m of manifests) {
-    await recordAuditEvent(
-      config,
-      'backup',
-      {
-        backup: m.id,
-        job: m.job,
-        kind: m.kind,
-        repository: m.repository.name,
-        key: m.repository.key,
-        sha256: m.sha256,
-        bytes: m.bytes.stored,
-        ...(m.records !== undefined ? { records: m.records } : {}),
-        startedAt: m.startedAt,
-        finishedAt: m.finishedAt,
-        ...run,
-      },
-      logger,
-    );
-  }
+  for (const m of manifests) await recordAuditEvent(config, 'backup', backupEventSubject(m, run), logger);
+}
+
+/** What the trail keeps of a backup: enough to notice later if it disappears before its time. */
+export function backupEventSubject(m: Manifest, run: RunJobOptions['run']): Record<string, unknown> {
+  return {
+    backup: m.id,
+    job: m.job,
+    kind: m.kind,
+    repository: m.repository.name,
+    key: m.repository.key,
+    sha256: m.sha256,
+    bytes: m.bytes.stored,
+    ...(m.records !== undefined ? { records: m.records } : {}),
+    startedAt: m.startedAt,
+    finishedAt: m.finishedAt,
+    ...run,
+  };
 }

@@ -29,13 +29,6 @@ export class ConfigError extends KvdrError {
   }
 }
 
-/** A command registered by the CLI contract whose implementation has not landed yet. */
-export class NotImplementedError extends KvdrError {
-  constructor(command: string) {
-    super(`'${command}' is not built yet in this version of kvdr; README.md lists what is available`, ExitCode.Failure);
-  }
-}
-
 /** A restore found keys under its scope and was not told to replace them. */
 export class ScopeNotEmptyError extends KvdrError {
   constructor(message: string) {

@@ -59,12 +59,6 @@ describe('kvdr CLI contract', () => {
     }
   });
 
-  it('says a command is not built yet and exits 1', async () => {
-    const { code, stderr } = await kvdr(['audit']);
-    expect(code).toBe(1);
-    expect(stderr.trim()).toBe("kvdr: 'audit report' is not built yet in this version of kvdr; README.md lists what is available");
-  });
-
   it('exits 2 with one line naming the field of an invalid config', async () => {
     const path = await configFile(
       'bad.yaml',
