@@ -46,6 +46,15 @@ echo
 echo "== kvdr restore-from-s3 --latest --job etcd-export --to-prefix drill/ --dry-run"
 kvdr --log-level warn restore-from-s3 --latest --job etcd-export --target "etcd:$KVDR_ETCD_ENDPOINT" --to-prefix "drill/$(date +%s)/" --dry-run
 echo
+echo "== kvdr backup drill-etcd-export   (a restore drill: restore, read back, time, clean up)"
+kvdr --log-level warn backup drill-etcd-export
+echo
+echo "== kvdr verify --sample 3"
+kvdr --log-level warn verify --sample 3
+echo
+echo "== kvdr audit --since 1h   (exit 5 is expected here: the demo keeps one job on a local disk, in no other region, unlocked)"
+kvdr --log-level warn audit --since 1h || true
+echo
 echo "The demo stack keeps running (state in $stack):"
 echo "  etcd   $KVDR_ETCD_ENDPOINT    consul $KVDR_CONSUL_ADDR    minio $KVDR_S3_ENDPOINT (bucket kvdr-demo)"
 echo "Try:  set -a; . $stack/env; set +a; node dist/cli/kvdr.js --config config/demo.yaml serve   # the scheduler, every 5 minutes"
