@@ -32,6 +32,12 @@ describe('configuration', () => {
     expect(config.repositories[0]).toMatchObject({ type: 's3', bucket: 'kvdr-backups', partSizeMiB: 16 });
   });
 
+  it('accepts the demo config, whose drill restores into a scratch prefix', async () => {
+    const text = await readFile(new URL('../../config/demo.yaml', import.meta.url), 'utf8');
+    const config = parseConfig(text, 'demo.yaml', {});
+    expect(config.jobs.find((j) => j.kind === 'restore-test')?.drill).toEqual({ job: 'etcd-export', toPrefix: 'kvdr-drill/' });
+  });
+
   it('fills defaults', () => {
     const config = parseConfig(minimal, 'kvdr.yaml', {});
     expect(config.jobs[0]).toMatchObject({ compression: 'gzip', timezone: 'UTC', retries: 3 });
