@@ -35,8 +35,21 @@ export function missedSlots(inputs: AuditInputs, history: JobHistory): Date[] {
   return slots.filter((slot, i) => {
     if (answered.has(slot.toISOString())) return false;
     const end = (slots[i + 1] ?? next ?? inputs.until).getTime();
-    return !starts.some((t) => t >= slot.getTime() && t < end);
+    const first = starts[firstAtOrAfter(starts, slot.getTime())];
+    return first === undefined || first >= end;
   });
+}
+
+/** Index of the first value >= t in an ascending array (its length if none): slots × backups stays cheap. */
+function firstAtOrAfter(sorted: readonly number[], t: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((sorted[mid] as number) < t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** FREQUENCY: no cron slot of the period went without a backup. */
