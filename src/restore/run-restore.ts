@@ -1,4 +1,5 @@
-import { appendAuditEvent, type AuditEventType } from '../audit/audit-log.js';
+import type { AuditEventType } from '../audit/audit-log.js';
+import { appendOrReport } from '../audit/audit-repository.js';
 import { takeBackup } from '../backup/run-backup.js';
 import type { RepositoryConfig, SourceConfig } from '../config/schema.js';
 import { SetDigest } from '../formats/set-digest.js';
@@ -179,9 +180,5 @@ async function audit(request: RestoreRequest, type: AuditEventType, subject: Rec
     request.logger.warn(`no repository configured: this ${type} is not recorded in an audit trail`);
     return;
   }
-  try {
-    await appendAuditEvent(request.repository.store, type, subject);
-  } catch (err) {
-    request.logger.error({ err }, `could not record this ${type} in the audit trail at ${request.repository.store.location}: ${oneLine(err)}`);
-  }
+  await appendOrReport(request.repository.store, type, subject, request.logger);
 }
