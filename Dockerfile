@@ -15,6 +15,9 @@ COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY config ./config
 RUN ln -s /app/dist/cli/kvdr.js /usr/local/bin/kvdr && ln -s /app/dist/cli/px-kvdb-restore.js /usr/local/bin/px-kvdb-restore
+# The state directory (local repositories, restore safety backups) belongs to the runtime user: a named
+# volume mounted here starts as a copy of it, so it is writable without running as root.
+RUN mkdir -p /var/lib/kvdr /etc/kvdr && chown node:node /var/lib/kvdr
 USER node
 EXPOSE 9464
 ENTRYPOINT ["node", "/app/dist/cli/kvdr.js"]

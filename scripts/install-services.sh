@@ -1,29 +1,101 @@
 #!/usr/bin/env bash
 # Installs the real services kvdr needs — etcd/etcdctl (Debian), MinIO and Consul (built from their Go
 # modules at pinned versions) — into a cache outside the clone. Idempotent: a second run only checks.
+# Missing prerequisites (go, curl, python3, root for apt-get) fail in one line before any work starts.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.sh
 . "$here/versions.sh"
-mkdir -p "$KVDR_BIN_DIR"
 
 log() { printf '[install] %s\n' "$*" >&2; }
+warn() { printf '[install] warning: %s\n' "$*" >&2; }
+die() { printf '[install] error: %s\n' "$*" >&2; exit 1; }
 
+# How to run apt-get: as root, or through passwordless sudo; fails when neither is possible.
+apt_runner() {
+  command -v apt-get >/dev/null || return 1
+  if [ "$(id -u)" = 0 ]; then echo env; elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then echo "sudo -n env"; else return 1; fi
+}
 apt_updated=0
 apt_install() {
+  local runner; runner="$(apt_runner)" || die "apt-get install $* needs root (or passwordless sudo)"
   if [ "$apt_updated" = 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    $runner DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
     apt_updated=1
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  $runner DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --allow-downgrades "$@" >/dev/null
+}
+
+version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n 1)" = "$2" ]; } # $1 >= $2
+
+# What `etcd --version` / `etcdctl version` on PATH report; empty when missing.
+etcd_version() { command -v etcd >/dev/null && etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p' | head -n 1; }
+etcdctl_version() { command -v etcdctl >/dev/null && etcdctl version 2>/dev/null | sed -n 's/^etcdctl version: //p' | head -n 1; }
+etcd_found() { # "etcd X (path), etcdctl Y (path)" for messages
+  printf 'etcd %s (%s), etcdctl %s (%s)' "$(etcd_version || true)" "$(command -v etcd || echo missing)" \
+    "$(etcdctl_version || true)" "$(command -v etcdctl || echo missing)"
+}
+etcd_pinned() { [ "$(etcd_version || true)" = "$KVDR_ETCD_VERSION" ] && [ "$(etcdctl_version || true)" = "$KVDR_ETCD_VERSION" ]; }
+
+# What each part would have to do; nothing when it is installed (the fast, cached path).
+needs_etcd() { ! etcd_pinned; }
+needs_minio() { [ ! -x "$KVDR_BIN_DIR/minio-$KVDR_MINIO_VERSION" ]; }
+needs_consul() { [ ! -x "$KVDR_BIN_DIR/consul-$KVDR_CONSUL_VERSION" ]; }
+needs_etcd35() { [ ! -x "$KVDR_BIN_DIR/etcd-$KVDR_ETCD35_VERSION" ]; }
+
+# Checks, before any work starts, what the parts about to be installed need; fails with one line.
+preflight() {
+  local missing=() part builds=0 packages=()
+  # curl and python3: scripts/services.sh probes readiness and picks free ports with them.
+  command -v curl >/dev/null || missing+=("curl")
+  command -v python3 >/dev/null || missing+=("python3")
+  mkdir -p "$KVDR_BIN_DIR" 2>/dev/null || missing+=("a writable cache directory $KVDR_BIN_DIR (set KVDR_CACHE_DIR)")
+  for part in "$@"; do
+    case "$part" in
+      minio|consul|etcd35) needs_"$part" && builds=1 ;;
+      tools)
+        command -v docker-compose >/dev/null || packages+=(docker-compose)
+        command -v chromium >/dev/null || packages+=(chromium) ;;
+      # A different etcd already installed only earns a warning when apt-get cannot replace it.
+      etcd) needs_etcd && { command -v etcd >/dev/null && command -v etcdctl >/dev/null || packages+=(etcd-server etcd-client); } ;;
+    esac
+  done
+  if [ "$builds" = 1 ]; then
+    if ! command -v go >/dev/null; then
+      missing+=("go >= $KVDR_GO_MIN_VERSION (to build the pinned MinIO, Consul and etcd 3.5)")
+    else
+      local have toolchain; have="$(go env GOVERSION 2>/dev/null)"; have="${have#go}"; toolchain="$(go env GOTOOLCHAIN 2>/dev/null)"
+      if ! version_ge "$have" "$KVDR_GO_MIN_VERSION" && { [ "$toolchain" = local ] || ! version_ge "$have" 1.21; }; then
+        missing+=("go >= $KVDR_GO_MIN_VERSION (found go$have, GOTOOLCHAIN=${toolchain:-unset})")
+      fi
+    fi
+  fi
+  if [ ${#packages[@]} -gt 0 ] && ! apt_runner >/dev/null; then
+    missing+=("root or passwordless sudo for apt-get, to install ${packages[*]} (or install them yourself)")
+  fi
+  [ ${#missing[@]} = 0 ] || die "missing prerequisites: $(IFS='|'; echo "${missing[*]}" | sed 's/|/; /g'); provide them and run again"
 }
 
 install_etcd() {
-  if command -v etcd >/dev/null && command -v etcdctl >/dev/null; then return; fi
-  log "etcd: installing etcd-server and etcd-client $KVDR_ETCD_DEB_VERSION from Debian"
-  # Fall back to the distribution's current build if the pinned one has been superseded.
-  apt_install "etcd-server=$KVDR_ETCD_DEB_VERSION" "etcd-client=$KVDR_ETCD_DEB_VERSION" \
-    || { log "etcd: pinned $KVDR_ETCD_DEB_VERSION unavailable, installing the current package"; apt_install etcd-server etcd-client; }
+  etcd_pinned && return
+  local pinned="etcd $KVDR_ETCD_VERSION (Debian etcd-server/etcd-client $KVDR_ETCD_DEB_VERSION)"
+  if ! apt_runner >/dev/null; then
+    # preflight has already failed when etcd is missing altogether.
+    warn "found $(etcd_found); kvdr pins $pinned and cannot install it without root; continuing with what is installed"
+    return
+  fi
+  log "etcd: installing $pinned; found $(etcd_found)"
+  if ! apt_install "etcd-server=$KVDR_ETCD_DEB_VERSION" "etcd-client=$KVDR_ETCD_DEB_VERSION"; then
+    if command -v etcd >/dev/null && command -v etcdctl >/dev/null; then
+      warn "the pinned $pinned is not available from apt; continuing with $(etcd_found)"
+    else
+      apt_install etcd-server etcd-client
+      warn "the pinned $pinned is not available from apt; installed Debian's current one: $(etcd_found)"
+    fi
+    return
+  fi
+  # An etcd earlier on PATH than Debian's /usr/bin one still wins.
+  etcd_pinned || warn "installed $pinned, but PATH finds $(etcd_found) first"
 }
 
 install_minio() {
@@ -88,12 +160,10 @@ install_tools() {
 
 what="${1:-all}"
 case "$what" in
-  etcd) install_etcd ;;
-  etcd35) install_etcd35 ;;
-  minio) install_minio ;;
-  consul) install_consul ;;
-  tools) install_tools ;;
-  all) install_etcd; install_tools; install_minio; install_consul; install_etcd35 ;;
+  etcd|etcd35|minio|consul|tools) parts=("$what") ;;
+  all) parts=(etcd tools minio consul etcd35) ;;
   *) echo "usage: $0 [all|etcd|etcd35|minio|consul|tools]" >&2; exit 2 ;;
 esac
+preflight "${parts[@]}"
+for part in "${parts[@]}"; do install_"$part"; done
 log "ready: $(etcd --version 2>/dev/null | head -1 || true) (and $KVDR_ETCD35_VERSION); minio $KVDR_MINIO_VERSION; consul $KVDR_CONSUL_VERSION (cached in $KVDR_BIN_DIR)"
