@@ -5,6 +5,7 @@ import type { KvdrConfig, RepositoryConfig, SourceConfig } from '../config/schem
 import { readCatalog } from '../repository/catalog.js';
 import type { Manifest } from '../repository/manifest.js';
 import { openStore } from '../repository/open-store.js';
+import { oneLine } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { pxDumpSource, scanPxDump } from './px-dump-source.js';
 import { findJob, takeBackup } from './run-backup.js';
@@ -15,6 +16,8 @@ export interface CollectOptions {
   logger: Logger;
   /** @defaultValue () => new Date() */
   now?: () => Date;
+  /** Aborting stops the run between dumps and interrupts the upload in progress (nothing is listed for it). */
+  signal?: AbortSignal;
 }
 
 export interface CollectResult {
@@ -23,13 +26,16 @@ export interface CollectResult {
   duplicates: string[];
   /** Dumps still being written: younger than pxDumps.stableSeconds. */
   unsettled: string[];
+  /** Dumps that could not be read or stored; the others are collected all the same. */
+  failed: { file: string; error: string }[];
 }
 
 /**
  * A px-dumps job: uploads each new `pwx_kvdb_*.dump` of the configured directories once. A dump is
  * taken only after it has not changed for `stableSeconds` (the node may still be writing it), and only
  * if no backup of this job already holds the same bytes — the same dump under a new name is not stored
- * twice. The local files stay where they are.
+ * twice. The local files stay where they are. One unreadable dump does not hold back the others: it is
+ * reported in `failed` and tried again on the next run.
  */
 export async function collectPxDumps(options: CollectOptions): Promise<CollectResult> {
   const { config, logger } = options;
@@ -40,36 +46,44 @@ export async function collectPxDumps(options: CollectOptions): Promise<CollectRe
   const node = config.pxDumps.node || hostname();
   const clusterId = config.pxDumps.clusterId ?? source.clusterId;
   const store = openStore(repository);
-  const result: CollectResult = { stored: [], duplicates: [], unsettled: [] };
+  const result: CollectResult = { stored: [], duplicates: [], unsettled: [], failed: [] };
   try {
     const known = new Set((await readCatalog(store, { job: job.name })).map((m) => m.details['contentSha256']));
     for (const path of await dumpFiles(config.pxDumps.dirs)) {
-      const info = await stat(path);
-      if (now().getTime() - info.mtimeMs < config.pxDumps.stableSeconds * 1000) {
-        result.unsettled.push(path);
-        logger.info({ file: path }, 'dump still changing; it will be collected on a later run');
-        continue;
+      options.signal?.throwIfAborted();
+      try {
+        const info = await stat(path);
+        if (now().getTime() - info.mtimeMs < config.pxDumps.stableSeconds * 1000) {
+          result.unsettled.push(path);
+          logger.info({ file: path }, 'dump still changing; it will be collected on a later run');
+          continue;
+        }
+        const facts = await scanPxDump(path);
+        if (known.has(facts.contentSha256)) {
+          result.duplicates.push(path);
+          continue;
+        }
+        const manifest = await takeBackup({
+          store,
+          repository,
+          job: job.name,
+          kind: 'px-dumps',
+          produce: 'px-dumps',
+          artifact: pxDumpSource(path, facts, node, clusterId),
+          source,
+          scope: clusterId ? `pwx/${clusterId}/` : '',
+          compression: job.compression,
+          logger,
+          now,
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+        known.add(facts.contentSha256);
+        result.stored.push(manifest);
+      } catch (err) {
+        if (options.signal?.aborted) throw err;
+        result.failed.push({ file: path, error: oneLine(err) });
+        logger.error({ file: path }, `cannot collect ${path}: ${oneLine(err)}`);
       }
-      const facts = await scanPxDump(path);
-      if (known.has(facts.contentSha256)) {
-        result.duplicates.push(path);
-        continue;
-      }
-      const manifest = await takeBackup({
-        store,
-        repository,
-        job: job.name,
-        kind: 'px-dumps',
-        produce: 'px-dumps',
-        artifact: pxDumpSource(path, facts, node, clusterId),
-        source,
-        scope: clusterId ? `pwx/${clusterId}/` : '',
-        compression: job.compression,
-        logger,
-        now,
-      });
-      known.add(facts.contentSha256);
-      result.stored.push(manifest);
     }
     return result;
   } finally {

@@ -16,6 +16,11 @@ export function serveCommand(): Command {
       ]);
       const ctx = contextFor(command);
       const config = await ctx.config();
+      // Listening from the start: a signal during startup (catalog reads, catch-up) still shuts down gracefully.
+      const stopped = new Promise<string>((resolve) => {
+        process.once('SIGTERM', () => resolve('SIGTERM'));
+        process.once('SIGINT', () => resolve('SIGINT'));
+      });
       const metrics = new ServiceMetrics();
       let started = false;
       const election = config.service.leaderElection;
@@ -29,28 +34,28 @@ export function serveCommand(): Command {
         elected.start();
         leadership = elected;
       }
-      const scheduler = backupScheduler(config, ctx.logger, {
-        leadership,
-        shutdownGraceMs: config.service.shutdownGraceSeconds * 1000,
-        onRun: (event) => {
-          if (event.phase === 'start') return metrics.running.set({ job: event.job }, 1);
-          metrics.running.set({ job: event.job }, 0);
-          metrics.recordRun(event.job, event.ok, event.seconds, event.bytes);
+      const scheduler = backupScheduler(
+        config,
+        ctx.logger,
+        {
+          leadership,
+          shutdownGraceMs: config.service.shutdownGraceSeconds * 1000,
+          onRun: (event) => {
+            if (event.phase === 'start') return metrics.running.set({ job: event.job }, 1);
+            metrics.running.set({ job: event.job }, 0);
+            metrics.recordRun(event.job, event.ok, event.seconds, event.bytes);
+          },
         },
-      });
+        { onPruneFailure: (job) => metrics.pruneFailures.inc({ job }) },
+      );
+      metrics.watchJobs(() => scheduler.status());
       const http = new HttpServer({ config, logger: ctx.logger, metrics, jobs: () => scheduler.status(), role: () => (started ? leadership.role() : 'starting') });
       const address = await http.listen();
       ctx.logger.info(`HTTP status on http://${address.address}:${address.port}/`);
-      await scheduler.start();
+      // A start stuck on a repository that does not answer must not make the service unstoppable.
+      const early = await Promise.race([scheduler.start().then(() => undefined), stopped]);
       started = true;
-      await new Promise<void>((resolve) => {
-        const stop = (signal: string): void => {
-          ctx.logger.info(`${signal}: stopping the scheduler`);
-          resolve();
-        };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
-      });
+      ctx.logger.info(`${early ?? (await stopped)}: stopping the scheduler`);
       await scheduler.close();
       await leadership.close();
       await http.close();

@@ -1,9 +1,11 @@
-import { recordAuditEvent } from '../audit/audit-repository.js';
+import { appendAuditEvent } from '../audit/audit-log.js';
+import { auditRepository } from '../audit/audit-repository.js';
 import type { KvdrConfig } from '../config/schema.js';
 import type { Logger } from '../util/logger.js';
 import { readCatalog } from './catalog.js';
 import { DATA, manifestKey } from './layout.js';
 import type { Manifest } from './manifest.js';
+import type { ObjectStore } from './object-store.js';
 import { openStore } from './open-store.js';
 import { planRetention } from './retention.js';
 
@@ -31,14 +33,26 @@ export interface PruneResult {
  * Applies each job's retention to its repository (invariant 3: only prune deletes). A backup goes
  * manifest first, then artifact, so an interruption leaves an orphan rather than a manifest that points
  * at nothing. Jobs no longer configured and safety backups are left alone. Every deletion is an audit
- * event. In a versioned bucket a delete leaves a delete marker; expiring old versions is the bucket's
+ * event, appended before the delete: a trail that cannot be written stops the prune, so nothing is
+ * ever deleted unrecorded (a delete that then fails is retried by the next prune). In a versioned bucket a delete leaves a delete marker; expiring old versions is the bucket's
  * lifecycle rule's job.
  */
 export async function prune(options: PruneOptions): Promise<PruneResult> {
-  const { config, logger, dryRun } = options;
+  const { config, dryRun } = options;
   const now = (options.now ?? (() => new Date()))();
   const grace = (options.orphanGraceHours ?? 24) * 3_600_000;
   const result: PruneResult = { deleted: [], orphans: [], kept: 0 };
+  const trail = dryRun ? undefined : openStore(auditRepository(config));
+  try {
+    await pruneRepositories(options, now, grace, result, trail);
+  } finally {
+    await trail?.close();
+  }
+  return result;
+}
+
+async function pruneRepositories(options: PruneOptions, now: Date, grace: number, result: PruneResult, trail: ObjectStore | undefined): Promise<void> {
+  const { config, logger } = options;
   for (const repository of config.repositories) {
     const store = openStore(repository);
     try {
@@ -54,23 +68,22 @@ export async function prune(options: PruneOptions): Promise<PruneResult> {
           }
           const m = decision.manifest;
           result.deleted.push({ id: m.id, job: m.job, repository: repository.name, reasons: decision.reasons });
-          if (dryRun) continue;
+          if (!trail) continue;
+          await appendAuditEvent(trail, 'prune', { backup: m.id, job: m.job, repository: repository.name, key: m.repository.key, finishedAt: m.finishedAt, minDays: job.retention.minDays, ...(m.objectLock ? { retainUntil: m.objectLock.retainUntil } : {}), reasons: decision.reasons });
           await store.delete(manifestKey(m.job, m.id));
           await store.delete(m.repository.key);
-          await recordAuditEvent(config, 'prune', { backup: m.id, job: m.job, repository: repository.name, key: m.repository.key, finishedAt: m.finishedAt, minDays: job.retention.minDays, ...(m.objectLock ? { retainUntil: m.objectLock.retainUntil } : {}), reasons: decision.reasons }, logger);
           logger.info({ backup: m.id, job: m.job }, `pruned ${m.id}`);
         }
       }
       for await (const info of store.list(DATA)) {
         if (referenced.has(info.key) || now.getTime() - info.lastModified.getTime() < grace) continue;
         result.orphans.push({ key: info.key, repository: repository.name });
-        if (dryRun) continue;
+        if (!trail) continue;
+        await appendAuditEvent(trail, 'prune', { orphan: info.key, repository: repository.name, lastModified: info.lastModified.toISOString(), reasons: ['artifact without a manifest'] });
         await store.delete(info.key);
-        await recordAuditEvent(config, 'prune', { orphan: info.key, repository: repository.name, lastModified: info.lastModified.toISOString(), reasons: ['artifact without a manifest'] }, logger);
       }
     } finally {
       await store.close();
     }
   }
-  return result;
 }

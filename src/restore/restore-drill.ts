@@ -14,6 +14,8 @@ export interface RestoreDrillOptions {
   logger: Logger;
   /** @defaultValue () => new Date() */
   now?: () => Date;
+  /** Aborting stops the drill between its steps; what it wrote is cleaned up as on any failure. */
+  signal?: AbortSignal;
 }
 
 /** What a drill proved, and how long recovery took: the RTO evidence. */
@@ -74,9 +76,11 @@ async function drillOnce(
   const target = targetFor(targetSource);
   const repository = restoreRepository(config);
   try {
+    options.signal?.throwIfAborted();
     const { artifact, cleanup } = await fetchVerified(selected);
     const fetchMs = elapsed();
     try {
+      options.signal?.throwIfAborted();
       const pxDump = artifact.format === 'px-dump';
       const clusterId = manifest.source.clusterId;
       if (pxDump && !clusterId) throw new UsageError(`backup ${manifest.id} is a PX dump of an unknown cluster; set pxDumps.clusterId`);

@@ -7,47 +7,56 @@ import { consulRequest } from '../sources/consul/http.js';
 import { oneLine } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { readAll } from '../util/streams.js';
-import { ElectedLeadership } from './leadership.js';
+import { ElectedLeadership, SLOT_KEY_TTL_SECONDS } from './leadership.js';
 
 /**
  * Leader election through a Consul session lock: `<key>/leader` is acquired with a session of
  * `ttlSeconds` (at least Consul's minimum of 10 s) that this replica renews; a leader that dies loses
- * the session when it expires and another replica acquires the key. Cron slots are claimed with
- * create-only writes (`?cas=0`) under `<key>/slots/`, so a slot never runs twice.
+ * the session when it expires and another replica acquires the key, and a leader that cannot renew
+ * stops scheduling within the TTL. Cron slots are claimed with create-only writes (`?cas=0`) under
+ * `<key>/slots/`, so a slot never runs twice; Consul keys do not expire, so the leader deletes slot
+ * keys older than a day as it goes.
  */
 export class ConsulLeadership extends ElectedLeadership {
   private readonly access: ConsulAccess;
   private readonly id = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
-  private readonly ttl: number;
   private session: string | undefined;
   private closed = false;
   private timer: NodeJS.Timeout | undefined;
+  private lastSweep = 0;
 
   constructor(
     source: SourceConfig,
     private readonly key: string,
     ttlSeconds: number,
-    private readonly logger: Logger,
+    logger: Logger,
   ) {
-    super();
+    super(Math.max(10, ttlSeconds), logger);
     this.access = consulAccess(source);
-    this.ttl = Math.max(10, ttlSeconds);
   }
 
   start(): void {
+    this.startWatchdog();
     void this.tick();
   }
 
+  /** Idempotent for this replica: a retried run finds its own id in the slot key and goes ahead. */
   async claimSlot(job: string, slot: Date): Promise<boolean> {
-    const response = await this.call('PUT', `/kv/${keyPath(`${this.key}/slots/${job}/${slot.toISOString()}`)}`, { cas: '0' }, this.id);
-    return (await this.text(response)).trim() === 'true';
+    const path = `/kv/${keyPath(`${this.key}/slots/${job}/${slot.toISOString()}`)}`;
+    const created = (await this.text(await this.call('PUT', path, { cas: '0' }, this.id))).trim() === 'true';
+    if (created) {
+      await this.sweepSlots().catch((err: unknown) => this.logger.warn(`cannot delete old slot keys under ${this.key}/slots/ (${oneLine(err)}); they will be retried`));
+      return true;
+    }
+    const holder = await this.call('GET', path, { raw: '' }, undefined, [404]);
+    return holder.statusCode === 200 && (await this.text(holder)) === this.id;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
-    this.setLeader(false);
+    this.stopWatchdog();
     if (this.session) await this.call('PUT', `/session/destroy/${this.session}`).then((r) => r.resume(), () => undefined);
   }
 
@@ -65,21 +74,38 @@ export class ConsulLeadership extends ElectedLeadership {
         }
       }
       if (!this.session) {
-        const created = await this.call('PUT', '/session/create', {}, JSON.stringify({ Name: `kvdr ${this.id}`, TTL: `${this.ttl}s`, Behavior: 'release', LockDelay: '1s' }));
+        const created = await this.call('PUT', '/session/create', {}, JSON.stringify({ Name: `kvdr ${this.id}`, TTL: `${this.ttlSeconds}s`, Behavior: 'release', LockDelay: '1s' }));
         this.session = (JSON.parse(await this.text(created)) as { ID: string }).ID;
       }
       const acquired = await this.call('PUT', `/kv/${keyPath(`${this.key}/leader`)}`, { acquire: this.session }, this.id);
       const held = (await this.text(acquired)).trim() === 'true';
       if (held && !this.isLeader()) this.logger.info({ id: this.id }, 'elected leader: scheduling');
-      this.setLeader(held);
+      if (held) this.confirmLeader();
+      else this.setLeader(false);
     } catch (err) {
       this.logger.warn({ id: this.id }, `leader election through Consul failed (${oneLine(err)}); not scheduling until it works again`);
       this.setLeader(false);
     }
-    if (!this.closed) this.timer = setTimeout(() => void this.tick(), (this.ttl * 1000) / 3);
+    if (!this.closed) this.timer = setTimeout(() => void this.tick(), (this.ttlSeconds * 1000) / 3);
   }
 
-  private call(method: 'PUT' | 'GET', path: string, query: Record<string, string> = {}, body?: string, accept?: number[]) {
+  /** Deletes slot keys older than a day, at most once an hour (node-cron never fires a past slot again). */
+  private async sweepSlots(): Promise<void> {
+    if (Date.now() - this.lastSweep < 3_600_000) return;
+    this.lastSweep = Date.now();
+    const listing = await this.call('GET', `/kv/${keyPath(`${this.key}/slots/`)}`, { keys: '' }, undefined, [404]);
+    if (listing.statusCode === 404) {
+      listing.resume();
+      return;
+    }
+    const cutoff = Date.now() - SLOT_KEY_TTL_SECONDS * 1000;
+    for (const key of JSON.parse(await this.text(listing)) as string[]) {
+      const slot = Date.parse(key.slice(key.lastIndexOf('/') + 1));
+      if (slot < cutoff) (await this.call('DELETE', `/kv/${keyPath(key)}`)).resume();
+    }
+  }
+
+  private call(method: 'PUT' | 'GET' | 'DELETE', path: string, query: Record<string, string> = {}, body?: string, accept?: number[]) {
     return consulRequest(this.access, {
       method,
       path,

@@ -4,7 +4,7 @@ import { findJob, runBackup } from '../backup/run-backup.js';
 import type { KvdrConfig } from '../config/schema.js';
 import type { Manifest } from '../repository/manifest.js';
 import { runRestoreDrill, type DrillResult } from '../restore/restore-drill.js';
-import { oneLine } from '../util/errors.js';
+import { KvdrError, oneLine } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 
 export interface RunJobOptions {
@@ -30,15 +30,22 @@ export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
   const { config, logger } = options;
   const job = findJob(config, options.job);
   const run = options.run ?? { trigger: 'manual' };
-  if (job.kind === 'restore-test') return { kind: 'restore-test', drill: await runRestoreDrill({ config, job, logger }) };
+  const signal = options.signal ? { signal: options.signal } : {};
+  if (job.kind === 'restore-test') return { kind: 'restore-test', drill: await runRestoreDrill({ config, job, logger, ...signal }) };
   const startedAt = new Date().toISOString();
   try {
     if (job.kind === 'px-dumps') {
-      const collected = await collectPxDumps({ config, job: job.name, logger });
+      const collected = await collectPxDumps({ config, job: job.name, logger, ...signal });
       await recordBackups(config, collected.stored, run, logger);
+      if (collected.failed.length > 0) {
+        const [first] = collected.failed;
+        throw new KvdrError(
+          `${collected.failed.length} PX dump(s) could not be collected (${first?.file}: ${first?.error}); ${collected.stored.length} others were stored, and the next run tries again`,
+        );
+      }
       return { kind: 'px-dumps', manifests: collected.stored, collected };
     }
-    const manifest = await runBackup({ config, job: job.name, logger, details: { ...run }, ...(options.signal ? { signal: options.signal } : {}) });
+    const manifest = await runBackup({ config, job: job.name, logger, details: { ...run }, ...signal });
     await recordBackups(config, [manifest], run, logger);
     return { kind: 'backup', manifests: [manifest] };
   } catch (err) {

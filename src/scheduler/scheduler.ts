@@ -32,6 +32,8 @@ export interface SchedulerOptions {
   retry?: Omit<RetryOptions, 'retries' | 'signal'>;
   /** Only the leader schedules, and each slot is claimed once. @defaultValue a single replica */
   leadership?: Leadership;
+  /** How often a follower re-reads each job's last success, so its status stays current. @defaultValue 300000 */
+  followerRefreshMs?: number;
 }
 
 /** Why a run happened: recorded in its manifest, so audits can tell slots from catch-ups. */
@@ -62,6 +64,7 @@ export class Scheduler {
   private readonly states = new Map<string, JobState>();
   private closing: Promise<void> | undefined;
   private readonly leadership: Leadership;
+  private followerRefresh: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: SchedulerOptions) {
     this.leadership = options.leadership ?? new SingleReplica();
@@ -73,28 +76,47 @@ export class Scheduler {
       const task = createTask(job.schedule, (context) => void this.trigger(job.name, 'schedule', context.date), { timezone: job.timezone, name: job.name });
       this.states.set(job.name, { job, task, status: { job: job.name, schedule: job.schedule, running: false } });
     }
-    for (const state of this.states.values()) await state.task.start();
+    for (const state of this.states.values()) {
+      if (this.closing) return; // closed while starting
+      await state.task.start();
+    }
     // A replica that becomes leader catches up what the old leader left undone.
     this.leadership.onChange((leader) => {
       if (leader) void this.catchUp();
     });
+    // Every replica knows the last successes from the start: status and staleness alerts need them
+    // before (and whether or not) this replica runs anything.
     if (this.leadership.isLeader()) await this.catchUp();
+    else await this.refreshLastSuccess();
+    if (this.closing) return;
+    this.followerRefresh = setInterval(() => {
+      if (!this.leadership.isLeader()) void this.refreshLastSuccess();
+    }, this.options.followerRefreshMs ?? 300_000);
+    this.followerRefresh.unref();
     logger.info({ jobs: config.jobs.map((j) => j.name) }, `scheduler started with ${config.jobs.length} jobs`);
   }
 
   private async catchUp(): Promise<void> {
-    const { logger } = this.options;
     const now = this.options.now ?? (() => new Date());
+    await this.refreshLastSuccess();
     for (const state of this.states.values()) {
-      const last = await this.options.lastSuccess(state.job).catch((err: unknown) => {
-        logger.warn({ job: state.job.name }, `cannot read the last success of ${state.job.name}: ${oneLine(err)}`);
-        return undefined;
-      });
-      if (last) state.status.lastSuccess = last.toISOString();
+      const last = state.status.lastSuccess === undefined ? undefined : new Date(state.status.lastSuccess);
       if (needsCatchUp(last, schedulePeriodMs(state.job.schedule, state.job.timezone), now())) {
-        logger.info({ job: state.job.name, lastSuccess: last?.toISOString() ?? 'never' }, `${state.job.name} missed a slot: running it now`);
+        this.options.logger.info({ job: state.job.name, lastSuccess: last?.toISOString() ?? 'never' }, `${state.job.name} missed a slot: running it now`);
         void this.trigger(state.job.name, 'catch-up');
       }
+    }
+  }
+
+  /** Reads each job's last success from where it is recorded (another replica may have run it). */
+  private async refreshLastSuccess(): Promise<void> {
+    for (const state of this.states.values()) {
+      const last = await this.options.lastSuccess(state.job).catch((err: unknown) => {
+        this.options.logger.warn({ job: state.job.name }, `cannot read the last success of ${state.job.name}: ${oneLine(err)}`);
+        return undefined;
+      });
+      const known = state.status.lastSuccess === undefined ? 0 : Date.parse(state.status.lastSuccess);
+      if (last && last.getTime() > known) state.status.lastSuccess = last.toISOString();
     }
   }
 
@@ -157,6 +179,7 @@ export class Scheduler {
   /** Idempotent: the second call waits for the first. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      clearInterval(this.followerRefresh);
       for (const state of this.states.values()) await state.task.destroy();
       const running = [...this.states.values()].filter((s) => s.running !== undefined);
       if (running.length === 0) return;

@@ -2,26 +2,45 @@ import type { JobConfig, KvdrConfig } from '../config/schema.js';
 import { readCatalog } from '../repository/catalog.js';
 import { openStore } from '../repository/open-store.js';
 import { prune } from '../repository/prune.js';
+import { oneLine } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { runJob } from './run-job.js';
 import { readTrail } from '../audit/audit-log.js';
 import { auditRepository } from '../audit/audit-repository.js';
 import { Scheduler, type SchedulerOptions } from './scheduler.js';
 
+export interface ServiceHooks {
+  /** Told when retention after a successful run fails (the run still counts as a success). */
+  onPruneFailure?: (job: string) => void;
+}
+
 /** The scheduler wired to the real backup jobs: run the job, then apply that job's retention. */
-export function backupScheduler(config: KvdrConfig, logger: Logger, overrides: Partial<SchedulerOptions> = {}): Scheduler {
+export function backupScheduler(config: KvdrConfig, logger: Logger, overrides: Partial<SchedulerOptions> = {}, hooks: ServiceHooks = {}): Scheduler {
   return new Scheduler({
     config,
     logger,
     runJob: async (job, signal, run) => {
       const outcome = await runJob({ config, job: job.name, logger, signal, run });
       if (outcome.kind === 'restore-test') return {};
-      await prune({ config: { ...config, jobs: [job] }, logger, dryRun: false });
+      await applyRetention(config, job, logger, hooks);
       return { bytes: outcome.manifests.reduce((sum, m) => sum + m.bytes.stored, 0) };
     },
     lastSuccess: (job) => lastSuccess(config, job),
     ...overrides,
   });
+}
+
+/**
+ * Never throws: the backup is stored and listed, so a failed prune must not fail the run — that would
+ * retry it and store the same data again. The next run prunes what this one could not.
+ */
+async function applyRetention(config: KvdrConfig, job: JobConfig, logger: Logger, hooks: ServiceHooks): Promise<void> {
+  try {
+    await prune({ config: { ...config, jobs: [job] }, logger, dryRun: false });
+  } catch (err) {
+    logger.error({ job: job.name }, `${job.name}: retention failed (${oneLine(err)}); the backup is kept and the next run prunes again`);
+    hooks.onPruneFailure?.(job.name);
+  }
 }
 
 async function lastSuccess(config: KvdrConfig, job: JobConfig): Promise<Date | undefined> {

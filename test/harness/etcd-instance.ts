@@ -29,6 +29,9 @@ export interface EtcdInstance {
   ctl(...args: string[]): Promise<string>;
   /** SIGKILL: for fault tests. */
   kill(): void;
+  /** SIGSTOP / SIGCONT: a server that stops answering without closing its connections. */
+  pause(): void;
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -94,6 +97,12 @@ export async function startEtcd(options: EtcdInstanceOptions = {}): Promise<Etcd
     ctl: (...a) => ctl(...rootArgs, ...a),
     kill: () => {
       child.kill('SIGKILL');
+    },
+    pause: () => {
+      child.kill('SIGSTOP');
+    },
+    resume: () => {
+      child.kill('SIGCONT');
     },
     stop: () => stopServer(child, dir),
   };

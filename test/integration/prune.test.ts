@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -58,6 +58,23 @@ describe('kvdr prune', () => {
     expect(stdout).toContain('outside every retention rule');
     expect(stdout).toContain('data/nightly/orphan-old.ndjson.gz');
     expect(await readdir(join(repo, 'data', 'nightly'))).toEqual(before);
+  });
+
+  it('deletes nothing when the audit trail cannot be written: no deletion goes unrecorded', async () => {
+    const blocker = join(dir, 'not-a-directory');
+    await writeFile(blocker, 'a file where the trail repository should be');
+    const unauditable = join(dir, 'unauditable.yaml');
+    await writeFile(
+      unauditable,
+      (await readFile(config, 'utf8')).replace(`repositories: [{name: local, type: fs, path: ${repo}}]`, `repositories: [{name: local, type: fs, path: ${repo}}, {name: trail, type: fs, path: ${blocker}/trail}]`) +
+        'audit: {repository: trail}\n',
+    );
+    const before = await readdir(join(repo, 'data', 'nightly'));
+    const { code, stderr } = await kvdr(['--config', unauditable, '--log-level', 'silent', 'prune']);
+    expect(code).toBe(1);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(await readdir(join(repo, 'data', 'nightly'))).toEqual(before);
+    expect(await readdir(join(repo, 'manifests', 'nightly'))).toHaveLength(10);
   });
 
   it('deletes expired backups (manifest and artifact) and old orphans, keeps the rest, and audits each deletion', async () => {

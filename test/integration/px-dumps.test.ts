@@ -81,6 +81,19 @@ describe('px-dumps jobs and restoring the freshest stored dump', () => {
     expect(listed[0]?.scope.prefix).toBe(`pwx/${cluster}/`);
   });
 
+  it('stores the good dumps when another is unreadable, then fails the run naming the bad one', async () => {
+    const c = await nodeConfig('node-c');
+    const record = (key: string, index: number): string => JSON.stringify({ Key: key, Value: Buffer.from(key).toString('base64'), Action: 0, TTL: 0, KVDBIndex: index, CreatedIndex: index, ModifiedIndex: index, Lock: null });
+    await writeFile(join(c.dumps, 'pwx_kvdb_2018-05-25T00:00:00Z.dump'), `[${record('a', 1)},{"Key":`); // cut short
+    await writeFile(join(c.dumps, 'pwx_kvdb_2018-05-27T00:00:00Z.dump'), `[${record(`only-on-${cluster}`, 7)}]`);
+    const { code, stderr } = await kvdr(['--config', c.config, '--log-level', 'silent', 'backup', 'dumps'], env());
+    expect(code).toBe(1);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).toMatch(/1 PX dump\(s\) could not be collected \(\S+pwx_kvdb_2018-05-25T00:00:00Z\.dump: .+\); 1 others were stored, and the next run tries again/);
+    const listed = JSON.parse((await kvdr(['--config', c.config, 'backups', 'list', '--job', 'dumps', '--json'], env())).stdout) as Manifest[];
+    expect(listed.filter((m) => m.details['node'] === 'node-c').map((m) => m.details['file'])).toEqual(['pwx_kvdb_2018-05-27T00:00:00Z.dump']);
+  });
+
   it('restore-from-s3 --latest --kind px-dumps restores the dump with the highest KVDBIndex and says why', async () => {
     const { config } = await nodeConfig('restorer');
     const { code, stderr } = await kvdr(['--config', config, 'restore-from-s3', '--latest', '--kind', 'px-dumps', '--target', `etcd:${requireEnv('KVDR_ETCD_ENDPOINT')}`], env());

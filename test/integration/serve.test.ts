@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -78,6 +79,36 @@ describe('kvdr serve', () => {
     expect(logs).toContain('scheduler stopped');
     // Every listed backup is whole: its artifact is there with the size its manifest records.
     for (const manifest of await readCatalog(store)) expect((await store.head(manifest.repository.key))?.size).toBe(manifest.bytes.stored);
+  });
+
+  it('stops cleanly on a SIGTERM that arrives while it is still starting', async () => {
+    // An S3 endpoint that accepts connections and never answers: reading the last successes at start hangs.
+    const blackhole = createServer(() => undefined);
+    await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
+    const config = join(dir, 'stuck.yaml');
+    const [port] = (await freePorts(1)) as [number];
+    await writeFile(
+      config,
+      `sources: [{name: e, type: etcd, endpoints: ["${requireEnv('KVDR_ETCD_ENDPOINT')}"]}]\n` +
+        `repositories: [{name: s3, type: s3, bucket: stuck, region: us-east-1, endpoint: "http://127.0.0.1:${(blackhole.address() as AddressInfo).port}", forcePathStyle: true}]\n` +
+        `jobs: [{name: nightly, source: e, kind: etcd-export, schedule: "0 0 * * *", repository: s3}]\n` +
+        `service: {listen: "127.0.0.1:${port}"}\n`,
+    );
+    const env = { ...process.env, AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's' };
+    const child = spawn(process.execPath, [`${PROJECT_ROOT}dist/cli/kvdr.js`, '--config', config, 'serve'], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let logs = '';
+    child.stderr.on('data', (d: Buffer) => (logs += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await waitFor(() => Promise.resolve(logs.includes('HTTP status on')), 'the service to listen', 20_000);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(logs).toContain('SIGTERM: stopping the scheduler');
+      expect(logs).not.toContain('scheduler started');
+    } finally {
+      child.kill('SIGKILL');
+      blackhole.close();
+    }
   });
 
   it('aborts a backup still running when the grace after SIGTERM runs out, and lists no half backup', async () => {

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { configSchema, type JobConfig } from '../../src/config/schema.js';
 import { needsCatchUp, schedulePeriodMs } from '../../src/scheduler/catch-up.js';
 import { backoffDelay, withRetries } from '../../src/scheduler/retry.js';
+import type { Leadership } from '../../src/scheduler/leadership.js';
 import { Scheduler } from '../../src/scheduler/scheduler.js';
 import { quietLogger } from '../harness/config.js';
 
@@ -168,4 +169,93 @@ describe('scheduler (fake clock)', () => {
     expect(scheduler.status()[0]?.lastRun?.error).toBe('aborted');
     expect(scheduler.trigger('j0', 'manual')).toBeUndefined(); // nothing starts after close
   });
+  /** Slot claims as the elected backends make them: first come, and again for the holder. */
+  function claimingReplica(id: string, claims: Map<string, string>, leader = true): Leadership {
+    return {
+      role: () => (leader ? 'leader' : 'follower'),
+      isLeader: () => leader,
+      onChange: () => undefined,
+      claimSlot: (job, slot) => {
+        const key = `${job}/${slot.toISOString()}`;
+        if (!claims.has(key)) claims.set(key, id);
+        return Promise.resolve(claims.get(key) === id);
+      },
+      close: () => Promise.resolve(),
+    };
+  }
+
+  it('retries a failed slot under leader election, and another replica does not run it', async () => {
+    const claims = new Map<string, string>();
+    let attempts = 0;
+    const ends: boolean[] = [];
+    const leader = new Scheduler({
+      config: config([{ retries: 2 }]),
+      logger: quietLogger,
+      lastSuccess: () => Promise.resolve(new Date()),
+      leadership: claimingReplica('a', claims),
+      retry: { sleep: () => Promise.resolve() },
+      runJob: () => (++attempts < 3 ? Promise.reject(new Error('etcd is flaky')) : Promise.resolve()),
+      onRun: (event) => {
+        if (event.phase === 'end') ends.push(event.ok);
+      },
+    });
+    let otherRuns = 0;
+    const other = new Scheduler({
+      config: config([{ retries: 2 }]),
+      logger: quietLogger,
+      lastSuccess: () => Promise.resolve(new Date()),
+      leadership: claimingReplica('b', claims),
+      runJob: () => {
+        otherRuns++;
+        return Promise.resolve();
+      },
+    });
+    await leader.start();
+    await vi.advanceTimersByTimeAsync(9_600); // the 12:00:10 slot, claimed by the first replica
+    await other.start();
+    await other.trigger('j0', 'schedule', new Date('2026-11-23T12:00:10.000Z'));
+    await leader.close();
+    await other.close();
+    expect(attempts).toBe(3);
+    expect(ends).toEqual([true]);
+    expect(leader.status()[0]?.lastRun?.ok).toBe(true);
+    expect(otherRuns).toBe(0);
+  });
+
+  it('a follower knows the last success of each job from the start, and runs nothing', async () => {
+    let runs = 0;
+    const scheduler = new Scheduler({
+      config: config([{}]),
+      logger: quietLogger,
+      lastSuccess: () => Promise.resolve(new Date('2026-11-23T11:00:00Z')),
+      leadership: claimingReplica('f', new Map(), false),
+      runJob: () => {
+        runs++;
+        return Promise.resolve();
+      },
+    });
+    await scheduler.start();
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(scheduler.status()[0]?.lastSuccess).toBe('2026-11-23T11:00:00.000Z');
+    expect(runs).toBe(0);
+    await scheduler.close();
+  });
+
+  it('fires on the wall clock of the timezone of the job', async () => {
+    const runs: string[] = [];
+    const scheduler = new Scheduler({
+      config: config([{ schedule: '0 7 * * *', timezone: 'Europe/Berlin' }]),
+      logger: quietLogger,
+      lastSuccess: () => Promise.resolve(new Date()),
+      runJob: () => {
+        runs.push(new Date().toISOString());
+        return Promise.resolve();
+      },
+    });
+    await scheduler.start();
+    await vi.advanceTimersByTimeAsync(24 * 3_600_000);
+    await scheduler.close();
+    expect(runs).toEqual(['2026-11-24T06:00:00.000Z']); // 07:00 in Berlin is 06:00 UTC in winter
+  });
 });
+
