@@ -16,6 +16,8 @@ export interface CollectOptions {
   logger: Logger;
   /** @defaultValue () => new Date() */
   now?: () => Date;
+  /** Extra facts for each manifest (what triggered the run, its cron slot). */
+  details?: Record<string, unknown>;
   /** Aborting stops the run between dumps and interrupts the upload in progress (nothing is listed for it). */
   signal?: AbortSignal;
 }
@@ -76,6 +78,7 @@ export async function collectPxDumps(options: CollectOptions): Promise<CollectRe
           logger,
           now,
           ...(options.signal ? { signal: options.signal } : {}),
+          ...(options.details ? { details: options.details } : {}),
         });
         known.add(facts.contentSha256);
         result.stored.push(manifest);

@@ -7,7 +7,7 @@ export function serveCommand(): Command {
   return new Command('serve')
     .description('run the scheduler service: cron jobs, PX dump collection, retention, HTTP status and metrics')
     .action(async (_options: unknown, command: Command) => {
-      const [{ backupScheduler }, { HttpServer }, { ServiceMetrics }, { EtcdLeadership, SingleReplica }, { ConsulLeadership }] = await Promise.all([
+      const [{ backupScheduler, watchDumps }, { HttpServer }, { ServiceMetrics }, { EtcdLeadership, SingleReplica }, { ConsulLeadership }] = await Promise.all([
         import('../scheduler/service.js'),
         import('../server/http-server.js'),
         import('../server/metrics.js'),
@@ -55,7 +55,9 @@ export function serveCommand(): Command {
       // A start stuck on a repository that does not answer must not make the service unstoppable.
       const early = await Promise.race([scheduler.start().then(() => undefined), stopped]);
       started = true;
+      const dumps = watchDumps(config, scheduler, leadership, ctx.logger);
       ctx.logger.info(`${early ?? (await stopped)}: stopping the scheduler`);
+      dumps.close();
       await scheduler.close();
       await leadership.close();
       await http.close();

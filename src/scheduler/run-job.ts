@@ -35,7 +35,7 @@ export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
   const startedAt = new Date().toISOString();
   try {
     if (job.kind === 'px-dumps') {
-      const collected = await collectPxDumps({ config, job: job.name, logger, ...signal });
+      const collected = await collectPxDumps({ config, job: job.name, logger, details: { ...run }, ...signal });
       await recordBackups(config, collected.stored, run, logger);
       if (collected.failed.length > 0) {
         const [first] = collected.failed;

@@ -36,9 +36,12 @@ export interface SchedulerOptions {
   followerRefreshMs?: number;
 }
 
+/** What started a run: a cron slot, a catch-up at start, a settled PX dump, or an operator. */
+export type RunTrigger = 'schedule' | 'catch-up' | 'watch' | 'manual';
+
 /** Why a run happened: recorded in its manifest, so audits can tell slots from catch-ups. */
 export interface RunContext {
-  trigger: 'schedule' | 'catch-up' | 'manual';
+  trigger: RunTrigger;
   /** The cron slot, for scheduled runs. */
   slot?: string;
 }
@@ -121,7 +124,7 @@ export class Scheduler {
   }
 
   /** Starts a run unless one is going (no overlap). Returns the run, for callers that wait. */
-  trigger(name: string, why: 'schedule' | 'catch-up' | 'manual', slot?: Date): Promise<void> | undefined {
+  trigger(name: string, why: RunTrigger, slot?: Date): Promise<void> | undefined {
     const state = this.states.get(name);
     if (!state || this.closing || !this.leadership.isLeader()) return undefined;
     if (state.running) {

@@ -7,6 +7,8 @@ import type { Logger } from '../util/logger.js';
 import { runJob } from './run-job.js';
 import { readTrail } from '../audit/audit-log.js';
 import { auditRepository } from '../audit/audit-repository.js';
+import { DumpWatcher } from './dump-watcher.js';
+import type { Leadership } from './leadership.js';
 import { Scheduler, type SchedulerOptions } from './scheduler.js';
 
 export interface ServiceHooks {
@@ -68,4 +70,26 @@ async function lastDrill(config: KvdrConfig, name: string): Promise<Date | undef
   } finally {
     await store.close();
   }
+}
+
+/** Collects PX dumps as soon as they settle (see DumpWatcher), on the leader only. */
+export function watchDumps(config: KvdrConfig, scheduler: Scheduler, leadership: Leadership, logger: Logger): { close(): void } {
+  const watchers = config.jobs
+    .filter((job) => job.kind === 'px-dumps')
+    .map((job) => {
+      const watcher = new DumpWatcher({
+        dirs: config.pxDumps.dirs,
+        stableMs: config.pxDumps.stableSeconds * 1000,
+        logger,
+        // A follower leaves dumps to the leader; a run already going is tried again once it settles anew.
+        collect: () => !leadership.isLeader() || scheduler.trigger(job.name, 'watch') !== undefined,
+      });
+      watcher.start();
+      return watcher;
+    });
+  return {
+    close: () => {
+      for (const watcher of watchers) watcher.close();
+    },
+  };
 }
