@@ -1,3 +1,4 @@
+import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
@@ -7,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCatalog } from '../../src/repository/catalog.js';
 import { FsStore } from '../../src/repository/fs-store.js';
 import { S3Store } from '../../src/repository/s3-store.js';
-import { createTestBucket } from '../harness/minio.js';
+import { createTestBucket, minioClient } from '../harness/minio.js';
 import { PROJECT_ROOT, serviceControl } from '../harness/stack.js';
 import { connectEtcd } from '../../src/sources/etcd/connect.js';
 import { fillEtcd } from '../harness/etcd-fill.js';
@@ -144,22 +145,27 @@ describe('kvdr serve', () => {
     }
   });
 
-  it('aborts a backup still running when the grace after SIGTERM runs out, and lists no half backup', async () => {
+  it.each(['fs', 's3'] as const)('aborts a backup still running when the grace after SIGTERM runs out, and lists no half backup (%s repository)', async (type) => {
     const etcd = await startEtcd();
     const client = connectEtcd({ endpoints: [etcd.endpoint] }, {});
     await fillEtcd(client, 'big/', 150, 1024 * 1024);
     client.close();
-    const repo = join(dir, 'aborted');
-    const config = join(dir, 'aborted.yaml');
+    const bucket = type === 's3' ? await createTestBucket('serve-aborted') : undefined;
+    const repo = join(dir, `aborted-${type}`);
+    const repository = bucket
+      ? `{name: dr, type: s3, bucket: ${bucket.name}, region: us-east-1, endpoint: "${requireEnv('KVDR_S3_ENDPOINT')}", forcePathStyle: true}`
+      : `{name: dr, type: fs, path: ${repo}}`;
+    const config = join(dir, `aborted-${type}.yaml`);
     const [port] = (await freePorts(1)) as [number];
     await writeFile(
       config,
       `sources: [{name: e, type: etcd, endpoints: ["${etcd.endpoint}"]}]\n` +
-        `repositories: [{name: local, type: fs, path: ${repo}}]\n` +
-        `jobs: [{name: snap, source: e, kind: etcd-snapshot, compression: gzip, schedule: "0 0 * * *", repository: local, retries: 0}]\n` +
+        `repositories: [${repository}]\n` +
+        `jobs: [{name: snap, source: e, kind: etcd-snapshot, compression: gzip, schedule: "0 0 * * *", repository: dr, retries: 0}]\n` +
         `service: {listen: "127.0.0.1:${port}", shutdownGraceSeconds: 0}\n`,
     );
-    const child = spawn(process.execPath, [`${PROJECT_ROOT}dist/cli/kvdr.js`, '--config', config, 'serve'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = { ...process.env, AWS_ACCESS_KEY_ID: requireEnv('KVDR_S3_ACCESS_KEY'), AWS_SECRET_ACCESS_KEY: requireEnv('KVDR_S3_SECRET_KEY') };
+    const child = spawn(process.execPath, [`${PROJECT_ROOT}dist/cli/kvdr.js`, '--config', config, 'serve'], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let logs = '';
     child.stderr.on('data', (d: Buffer) => (logs += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -172,12 +178,23 @@ describe('kvdr serve', () => {
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
       expect(logs).toContain('aborting them');
-      expect(await readCatalog(new FsStore({ path: repo }))).toEqual([]);
-      const leftovers = await readdir(repo, { recursive: true }).catch(() => []);
-      expect(leftovers.filter((f) => String(f).includes('.kvdr-tmp-'))).toEqual([]);
+      if (bucket) {
+        const store = new S3Store(bucket.repository());
+        expect(await readCatalog(store)).toEqual([]);
+        await store.close();
+        const s3 = minioClient();
+        // No multipart upload is left open: it would hold storage (and cost) until a lifecycle rule ended it.
+        expect((await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket.name }))).Uploads ?? []).toEqual([]);
+        s3.destroy();
+      } else {
+        expect(await readCatalog(new FsStore({ path: repo }))).toEqual([]);
+        const leftovers = await readdir(repo, { recursive: true }).catch(() => []);
+        expect(leftovers.filter((f) => String(f).includes('.kvdr-tmp-'))).toEqual([]);
+      }
     } finally {
       child.kill('SIGKILL');
       await etcd.stop();
+      await bucket?.remove();
     }
   });
 
