@@ -42,13 +42,14 @@ export function pxKvdbRestoreProgram(): Command {
       const kvdb = flags.kvdb ?? px?.kvdb?.join(',');
       if (!clusterId) throw new UsageError(`no cluster id: ${flags.px_config} has no clusterid; pass --cluster_id`);
       if (!kvdb) throw new UsageError(`no KVDB endpoint: ${flags.px_config} has no kvdb; pass --kvdb etcd:http://host:2379`);
-      const artifact = await sniffArtifact(flags.kvdb_dump_file);
-      if (artifact.format !== 'px-dump') throw new UsageError(`${artifact.label} is a ${artifact.format}, not a Portworx KVDB dump`);
       const config = await optionalConfig(undefined);
       process.stderr.write(`Restoring kvdb dump ${flags.kvdb_dump_file} into ${kvdb} for cluster ${clusterId}\n`);
-      await withRestoreTarget(command, { target: kvdb, clusterId, ...(flags.force ? { force: true } : {}) }, config, (shared) =>
-        runRestore({ ...shared, artifact, base: `pwx/${clusterId}/`, relativeKeys: true, origin: { file: flags.kvdb_dump_file, clusterId, tool: 'px-kvdb-restore' } }),
-      );
+      const origin = { file: flags.kvdb_dump_file, clusterId, tool: 'px-kvdb-restore' };
+      await withRestoreTarget(command, { target: kvdb, clusterId, ...(flags.force ? { force: true } : {}) }, config, origin, async (attempt) => {
+        const artifact = await sniffArtifact(flags.kvdb_dump_file);
+        if (artifact.format !== 'px-dump') throw new UsageError(`${artifact.label} is a ${artifact.format}, not a Portworx KVDB dump`);
+        return runRestore({ ...attempt, artifact, base: `pwx/${clusterId}/`, relativeKeys: true });
+      });
     });
   return program;
 }

@@ -37,31 +37,36 @@ export function restoreFromS3Command(): Command {
       import('../restore/native-restore.js'),
     ]);
     const ctx = contextFor(cmd);
-    const config = await ctx.config();
     if (flags.backup === undefined && !flags.latest) throw new UsageError('give --backup <id> or --latest');
-    const selected = await selectBackup(config, {
-      ...(flags.backup !== undefined ? { backup: flags.backup } : {}),
-      ...(flags.latest ? { latest: true } : {}),
-      ...(flags.job !== undefined ? { job: flags.job } : {}),
-      ...(flags.kind !== undefined ? { kind: flags.kind } : {}),
-      ...(flags.before !== undefined ? { before: flags.before } : {}),
-      ...(flags.clusterId !== undefined && flags.backup === undefined ? { clusterId: flags.clusterId } : {}),
-    });
-    const { manifest } = selected;
-    if (selected.reason) process.stderr.write(`${selected.reason}\n`);
-    try {
-      const backupCluster = manifest.source.clusterId;
-      if (flags.clusterId && backupCluster && flags.clusterId !== backupCluster && flags.toPrefix === undefined) {
-        throw new UsageError(`backup ${manifest.id} is of cluster ${backupCluster}, not ${flags.clusterId}; pass --to-prefix pwx/${flags.clusterId}/ to restore it there`);
-      }
-      ctx.logger.info({ backup: manifest.id, kind: manifest.kind, finishedAt: manifest.finishedAt }, `restoring backup ${manifest.id}`);
-      const { artifact, cleanup } = await fetchVerified(selected);
+    const config = await ctx.config();
+    // What was asked for; the chosen backup's id replaces it once it is known.
+    const asked = flags.backup !== undefined
+      ? { backup: flags.backup }
+      : { latest: true, ...(flags.job !== undefined ? { job: flags.job } : {}), ...(flags.kind !== undefined ? { kind: flags.kind } : {}), ...(flags.before ? { before: flags.before.toISOString() } : {}) };
+    await withRestoreTarget(cmd, flags, config, { ...asked, ...(flags.mode === 'native' ? { mode: 'native' } : {}) }, async (attempt) => {
+      const selected = await selectBackup(config, {
+        ...(flags.backup !== undefined ? { backup: flags.backup } : {}),
+        ...(flags.latest ? { latest: true } : {}),
+        ...(flags.job !== undefined ? { job: flags.job } : {}),
+        ...(flags.kind !== undefined ? { kind: flags.kind } : {}),
+        ...(flags.before !== undefined ? { before: flags.before } : {}),
+        ...(flags.clusterId !== undefined && flags.backup === undefined ? { clusterId: flags.clusterId } : {}),
+      });
+      const { manifest } = selected;
+      if (selected.reason) process.stderr.write(`${selected.reason}\n`);
+      Object.assign(attempt.origin, { backup: manifest.id, job: manifest.job, kind: manifest.kind, repository: manifest.repository.name });
       try {
-        if (flags.mode === 'native') {
-          await withRestoreTarget(cmd, flags, config, async (shared) => {
+        const backupCluster = manifest.source.clusterId;
+        if (flags.clusterId && backupCluster && flags.clusterId !== backupCluster && flags.toPrefix === undefined) {
+          throw new UsageError(`backup ${manifest.id} is of cluster ${backupCluster}, not ${flags.clusterId}; pass --to-prefix pwx/${flags.clusterId}/ to restore it there`);
+        }
+        ctx.logger.info({ backup: manifest.id, kind: manifest.kind, finishedAt: manifest.finishedAt }, `restoring backup ${manifest.id}`);
+        const { artifact, cleanup } = await fetchVerified(selected);
+        try {
+          if (flags.mode === 'native') {
             await runNativeRestore({
-              ...shared,
-              repository: shared.repository as NonNullable<typeof shared.repository>,
+              ...attempt,
+              repository: attempt.repository as NonNullable<typeof attempt.repository>,
               artifact,
               backupId: manifest.id,
               etcd: {
@@ -72,21 +77,18 @@ export function restoreFromS3Command(): Command {
               },
             });
             return undefined;
-          });
-          return;
+          }
+          const pxDump = artifact.format === 'px-dump';
+          const clusterId = flags.clusterId ?? backupCluster;
+          if (pxDump && !clusterId) throw new UsageError(`--cluster-id: backup ${manifest.id} is a PX dump of an unknown cluster; name the cluster`);
+          const base = pxDump ? `pwx/${clusterId as string}/` : manifest.scope.prefix;
+          return await runRestore({ ...attempt, artifact, base, relativeKeys: pxDump });
+        } finally {
+          await cleanup();
         }
-        const pxDump = artifact.format === 'px-dump';
-        const clusterId = flags.clusterId ?? backupCluster;
-        if (pxDump && !clusterId) throw new UsageError(`--cluster-id: backup ${manifest.id} is a PX dump of an unknown cluster; name the cluster`);
-        const base = pxDump ? `pwx/${clusterId as string}/` : manifest.scope.prefix;
-        await withRestoreTarget(cmd, flags, config, (shared) =>
-          runRestore({ ...shared, artifact, base, relativeKeys: pxDump, origin: { backup: manifest.id, job: manifest.job, kind: manifest.kind, repository: manifest.repository.name } }),
-        );
       } finally {
-        await cleanup();
+        await selected.store.close();
       }
-    } finally {
-      await selected.store.close();
-    }
+    });
   });
 }

@@ -23,25 +23,28 @@ export function restoreCommand(): Command {
     ]);
     const dumps = flags.kvdb_dump_file ?? [];
     if ((dumps.length > 0) === (flags.file !== undefined)) throw new UsageError('give --kvdb_dump_file <file> or --file <file> (one of them)');
+    if (dumps.length > 0 && !flags.clusterId) throw new UsageError('--cluster-id: a PX dump holds keys relative to pwx/<cluster-id>/; name the cluster');
     const config = await optionalConfig(cmd.optsWithGlobals<GlobalOptions>().config);
 
-    let path = flags.file as string;
-    if (dumps.length > 0) {
-      if (!flags.clusterId) throw new UsageError('--cluster-id: a PX dump holds keys relative to pwx/<cluster-id>/; name the cluster');
-      const choice = await chooseFreshestDump(dumps);
-      // Which dump, and why: said whenever there was a choice to make.
-      if (choice.reason.startsWith('chose')) process.stderr.write(`${choice.reason}\n`);
-      path = choice.chosen.path;
-    }
-    const artifact = await sniffArtifact(path);
-    if (dumps.length > 0 && artifact.format !== 'px-dump') throw new UsageError(`--kvdb_dump_file: ${artifact.label} is a ${artifact.format}, not a PX dump; use --file`);
-    const pxDump = artifact.format === 'px-dump';
-    if (pxDump && !flags.clusterId) throw new UsageError('--cluster-id: a PX dump holds keys relative to pwx/<cluster-id>/; name the cluster');
-    const base = pxDump ? `pwx/${flags.clusterId as string}/` : artifact.format === 'etcd-export' ? await exportScope(artifact) : '';
-
-    await withRestoreTarget(cmd, flags, config, (shared) =>
-      runRestore({ ...shared, artifact, base, relativeKeys: pxDump, origin: { file: path, format: artifact.format, ...(flags.clusterId ? { clusterId: flags.clusterId } : {}) } }),
-    );
+    const named = flags.file ?? dumps.join(', ');
+    const origin = { file: named, ...(flags.clusterId ? { clusterId: flags.clusterId } : {}) };
+    await withRestoreTarget(cmd, flags, config, origin, async (attempt) => {
+      let path = flags.file as string;
+      if (dumps.length > 0) {
+        const choice = await chooseFreshestDump(dumps);
+        // Which dump, and why: said whenever there was a choice to make.
+        if (choice.reason.startsWith('chose')) process.stderr.write(`${choice.reason}\n`);
+        path = choice.chosen.path;
+        attempt.origin['file'] = path;
+      }
+      const artifact = await sniffArtifact(path);
+      attempt.origin['format'] = artifact.format;
+      if (dumps.length > 0 && artifact.format !== 'px-dump') throw new UsageError(`--kvdb_dump_file: ${artifact.label} is a ${artifact.format}, not a PX dump; use --file`);
+      const pxDump = artifact.format === 'px-dump';
+      if (pxDump && !flags.clusterId) throw new UsageError('--cluster-id: a PX dump holds keys relative to pwx/<cluster-id>/; name the cluster');
+      const base = pxDump ? `pwx/${flags.clusterId as string}/` : artifact.format === 'etcd-export' ? await exportScope(artifact) : '';
+      return runRestore({ ...attempt, artifact, base, relativeKeys: pxDump });
+    });
   });
 }
 

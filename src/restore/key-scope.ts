@@ -10,6 +10,20 @@ export interface KeyScopeOptions {
 }
 
 /**
+ * Refuses a `--prefix` or `--to-prefix` that does not end at a path boundary. Keys are matched by
+ * bytes: `--to-prefix drill` would write `drillnodes/…`, and the scope `drill` holds `drill2/…` too,
+ * which `--force` would then delete.
+ */
+export function checkPrefixFlags(flags: Pick<KeyScopeOptions, 'prefix' | 'toPrefix'>): void {
+  if (flags.toPrefix === '') throw new UsageError('--to-prefix: give a non-empty prefix to re-root keys under');
+  for (const [flag, value] of [['--prefix', flags.prefix], ['--to-prefix', flags.toPrefix]] as const) {
+    if (value !== undefined && value !== '' && !value.endsWith('/')) {
+      throw new UsageError(`${flag} "${value}" must end with '/', or it also covers neighbouring keys such as "${value}2/…"; use ${flag} ${value}/`);
+    }
+  }
+}
+
+/**
  * Which keys a restore writes and where: keys under `from` are kept (others skipped) and moved to
  * `scope` + the rest of the key. `scope` is also what the abort/--force rule counts and deletes.
  */
@@ -18,10 +32,8 @@ export class KeyScope {
   readonly scope: Buffer;
 
   constructor(options: KeyScopeOptions) {
+    checkPrefixFlags(options);
     const from = options.prefix === undefined ? options.base : options.prefix.startsWith(options.base) ? options.prefix : options.base + options.prefix;
-    if (options.toPrefix !== undefined && options.toPrefix === '') {
-      throw new UsageError('--to-prefix: give a non-empty prefix to re-root keys under');
-    }
     this.from = Buffer.from(from);
     this.scope = Buffer.from(options.toPrefix ?? from);
   }

@@ -6,7 +6,6 @@ import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGunzip } from 'node:zlib';
-import { appendAuditEvent } from '../audit/audit-log.js';
 import { takeBackup } from '../backup/run-backup.js';
 import type { SourceConfig } from '../config/schema.js';
 import { consulAccess } from '../sources/consul/connect.js';
@@ -15,7 +14,7 @@ import type { KvTarget } from '../sources/kv-target.js';
 import { KvdrError, oneLine, ScopeNotEmptyError, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { LocalArtifact } from './local-artifact.js';
-import type { RestoreRepository } from './run-restore.js';
+import { alreadyRecorded, attemptSubject, recordRestoreEvent, type RestoreRepository } from './run-restore.js';
 
 const run = promisify(execFile);
 
@@ -42,6 +41,8 @@ export interface NativeRestoreRequest {
   logger: Logger;
   print: (text: string) => void;
   etcd: EtcdMemberOptions;
+  /** What is restored, for the audit trail. */
+  origin: Record<string, unknown>;
 }
 
 /**
@@ -49,6 +50,7 @@ export interface NativeRestoreRequest {
  * restore replaces everything, so the scope is the whole keyspace of the target — keys there and no
  * --force: exit 3; with --force, a safety backup of all of it first. etcd: `etcdctl snapshot restore`
  * builds a member data directory and the member command is printed; Consul: `PUT /v1/snapshot`.
+ * Its outcome is recorded as run-restore records one; a failure is recorded by the command around it.
  */
 export async function runNativeRestore(request: NativeRestoreRequest): Promise<void> {
   const { target, artifact } = request;
@@ -57,7 +59,7 @@ export async function runNativeRestore(request: NativeRestoreRequest): Promise<v
   }
   const wanted = artifact.format === 'etcd-snapshot' ? 'etcd' : 'consul';
   if (request.targetSource.type !== wanted) throw new UsageError(`--mode native: a ${artifact.format} restores into ${wanted}, not ${request.targetSource.type}`);
-  const subject = { backup: request.backupId, target: target.description, mode: 'native', force: request.force };
+  const subject = { ...attemptSubject(request), backup: request.backupId, mode: 'native' };
 
   const existing = await target.inspectScope(Buffer.alloc(0)).catch((err: unknown) => {
     if (wanted === 'etcd' && request.force) {
@@ -68,14 +70,16 @@ export async function runNativeRestore(request: NativeRestoreRequest): Promise<v
   });
   if (request.dryRun) {
     request.print(`dry run: a native restore of ${request.backupId} would replace all ${existing.count} keys of ${target.description}`);
-    await appendAuditEvent(request.repository.store, 'restore-dry-run', { ...subject, wouldReplace: existing.count });
+    await recordRestoreEvent(request, 'restore-dry-run', { ...subject, wouldReplace: existing.count });
     return;
   }
   if (existing.count > 0 && !request.force) {
-    await appendAuditEvent(request.repository.store, 'restore-aborted', { ...subject, existing: existing.count });
-    throw new ScopeNotEmptyError(
-      `${target.description}: holds ${existing.count} keys (e.g. ${existing.examples.join(', ')}) and a native restore replaces all of them; ` +
-        'nothing was changed. Re-run with --force (a safety backup of them is taken first)',
+    await recordRestoreEvent(request, 'restore-aborted', { ...subject, existing: existing.count });
+    throw alreadyRecorded(
+      new ScopeNotEmptyError(
+        `${target.description}: holds ${existing.count} keys (e.g. ${existing.examples.join(', ')}) and a native restore replaces all of them; ` +
+          'nothing was changed. Re-run with --force (a safety backup of them is taken first)',
+      ),
     );
   }
   let safetyBackupId: string | undefined;
@@ -96,7 +100,7 @@ export async function runNativeRestore(request: NativeRestoreRequest): Promise<v
   }
   if (wanted === 'etcd') await etcdDataDir(request);
   else await consulSnapshotRestore(request);
-  await appendAuditEvent(request.repository.store, 'restore', { ...subject, replaced: existing.count, safetyBackupId });
+  await recordRestoreEvent(request, 'restore', { ...subject, replaced: existing.count, safetyBackupId });
 }
 
 async function etcdDataDir(request: NativeRestoreRequest): Promise<void> {

@@ -5,12 +5,13 @@ import type { RepositoryConfig, SourceConfig } from '../config/schema.js';
 import { SetDigest } from '../formats/set-digest.js';
 import type { ObjectStore } from '../repository/object-store.js';
 import type { KvTarget } from '../sources/kv-target.js';
-import { IntegrityError, oneLine, ScopeNotEmptyError, UsageError } from '../util/errors.js';
+import { IntegrityError, KvdrError, oneLine, ScopeNotEmptyError, UsageError } from '../util/errors.js';
+import { ExitCode } from '../util/exit-codes.js';
 import type { Logger } from '../util/logger.js';
 import { progress } from '../util/progress.js';
 import { KeyScope } from './key-scope.js';
 import { openRecords, type LocalArtifact } from './local-artifact.js';
-import { planRestore, type RestorePlan } from './plan.js';
+import { otherPaths, planRestore, TopLevelCounts, type RestorePlan } from './plan.js';
 import { replay, ReplayError } from './replay.js';
 
 /** The repository a restore keeps its safety backup and audit events in. */
@@ -53,7 +54,7 @@ export interface RestoreResult {
  * The restore rules (DESIGN.md invariant 5), in order: read the whole artifact first (a damaged one
  * fails before any write); count the keys in the scope; keys found and no --force: stop, write nothing;
  * with --force: safety backup of the scope, delete it, replay in transactions, verify count and digest.
- * Keys outside the scope are never touched. Every outcome is an audit event.
+ * Keys outside the scope are never touched. Every outcome, failures included, is an audit event.
  */
 export async function runRestore(request: RestoreRequest): Promise<RestoreResult> {
   const { target, logger } = request;
@@ -67,52 +68,62 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
   });
   const scope = keyScope.scope;
   const scopeText = scope.toString('utf8');
-  const subject = { ...request.origin, target: target.description, scope: scopeText, force: request.force };
-
-  logger.info({ artifact: request.artifact.label, scope: scopeText }, 'checking the artifact');
-  const plan = await planRestore(openRecords(request.artifact, keyScope.from), keyScope, target);
-  const existing = await target.inspectScope(scope);
-  if (plan.leased > 0) logger.warn({ leased: plan.leased }, `${plan.leased} keys had etcd leases; they are restored without a lease`);
-
-  if (request.dryRun) {
-    const toDelete = await topLevelCounts(target, keyScope);
-    request.print(describePlan(plan, existing.count, toDelete, scopeText, target.description));
-    await audit(request, 'restore-dry-run', { ...subject, wouldDelete: existing.count, wouldWrite: plan.records });
-    return { plan, existing: existing.count, deleted: 0, written: 0, dryRun: true };
-  }
-
-  if (existing.count > 0 && !request.force) {
-    await audit(request, 'restore-aborted', { ...subject, existing: existing.count, examples: existing.examples });
-    throw new ScopeNotEmptyError(
-      `${target.description}: ${existing.count} keys already exist under "${scopeText}" (e.g. ${existing.examples.join(', ')}); ` +
-        'nothing was written. Re-run with --force to delete them and restore (a safety backup of them is taken first)',
-    );
-  }
+  const subject = { ...attemptSubject(request), scope: scopeText };
 
   let safetyBackupId: string | undefined;
-  if (existing.count > 0 && request.safetyBackup) {
-    if (!request.repository) {
-      throw new UsageError('no repository to keep the safety backup in; configure one (--config) or pass --no-safety-backup');
-    }
-    const safety = await takeBackup({
-      store: request.repository.store,
-      repository: request.repository.config,
-      job: 'safety-backup',
-      kind: 'safety-backup',
-      produce: request.targetSource.type === 'etcd' ? 'etcd-export' : 'consul-export',
-      source: request.targetSource,
-      scope: scopeText,
-      compression: 'gzip',
-      logger,
-      details: { reason: 'restore --force', restoring: request.origin },
-    });
-    safetyBackupId = safety.id;
-    logger.info({ backup: safety.id, keys: safety.records }, `safety backup of ${existing.count} keys taken: ${safety.id}`);
-  }
-
   let deleted = 0;
   let written = 0;
   try {
+    logger.info({ artifact: request.artifact.label, scope: scopeText }, 'checking the artifact');
+    const plan = await planRestore(openRecords(request.artifact, keyScope.from), keyScope, target);
+    const existing = await target.inspectScope(scope);
+    if (plan.leased > 0) logger.warn({ leased: plan.leased }, `${plan.leased} keys had etcd leases; they are restored without a lease`);
+
+    if (request.dryRun) {
+      const toDelete = await topLevelCounts(target, keyScope);
+      request.print(describePlan(plan, existing.count, toDelete, scopeText, target.description));
+      await recordRestoreEvent(request, 'restore-dry-run', { ...subject, wouldDelete: existing.count, wouldWrite: plan.records });
+      return { plan, existing: existing.count, deleted: 0, written: 0, dryRun: true };
+    }
+
+    if (existing.count > 0 && !request.force) {
+      await recordRestoreEvent(request, 'restore-aborted', { ...subject, existing: existing.count, examples: existing.examples });
+      throw alreadyRecorded(
+        new ScopeNotEmptyError(
+          `${target.description}: ${existing.count} keys already exist under "${scopeText}" (e.g. ${existing.examples.join(', ')}); ` +
+            'nothing was written. Re-run with --force to delete them and restore (a safety backup of them is taken first)',
+        ),
+      );
+    }
+
+    // --prefix/--to-prefix are checked as flags; a backup's own scope comes from its source's config,
+    // and deleting "pwx/c1" would take "pwx/c10/…" with it.
+    if (existing.count > 0 && scopeText !== '' && !scopeText.endsWith('/')) {
+      throw new UsageError(
+        `the scope "${scopeText}" does not end with '/', so deleting it would also delete neighbouring keys such as "${scopeText}2/…"; nothing was written. Re-run with --prefix ${scopeText}/`,
+      );
+    }
+
+    if (existing.count > 0 && request.safetyBackup) {
+      if (!request.repository) {
+        throw new UsageError('no repository to keep the safety backup in; configure one (--config) or pass --no-safety-backup');
+      }
+      const safety = await takeBackup({
+        store: request.repository.store,
+        repository: request.repository.config,
+        job: 'safety-backup',
+        kind: 'safety-backup',
+        produce: request.targetSource.type === 'etcd' ? 'etcd-export' : 'consul-export',
+        source: request.targetSource,
+        scope: scopeText,
+        compression: 'gzip',
+        logger,
+        details: { reason: 'restore --force', restoring: request.origin },
+      });
+      safetyBackupId = safety.id;
+      logger.info({ backup: safety.id, keys: safety.records }, `safety backup of ${existing.count} keys taken: ${safety.id}`);
+    }
+
     if (existing.count > 0) deleted = await target.deleteScope(scope);
     const bar = progress(`restoring into ${target.description}`, plan.records, logger);
     try {
@@ -121,15 +132,15 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
       bar.stop();
     }
     await verify(target, keyScope, plan);
+    await recordRestoreEvent(request, 'restore', { ...subject, deleted, written, records: plan.records, digest: plan.digest, safetyBackupId });
+    logger.info({ written, deleted, safetyBackupId }, `restored ${written} keys under "${scopeText}" into ${target.description}`);
+    return { plan, existing: existing.count, deleted, written, dryRun: false, ...(safetyBackupId ? { safetyBackupId } : {}) };
   } catch (err) {
     const failedAfter = err instanceof ReplayError ? err.written : written;
-    await audit(request, 'restore-failed', { ...subject, deleted, written: failedAfter, safetyBackupId, error: oneLine(err) });
+    await recordRestoreFailure(request, { ...subject, deleted, written: failedAfter, safetyBackupId }, err);
     if (safetyBackupId && err instanceof Error) err.message += ` (the keys that were there are in safety backup ${safetyBackupId})`;
     throw err;
   }
-  await audit(request, 'restore', { ...subject, deleted, written, records: plan.records, digest: plan.digest, safetyBackupId });
-  logger.info({ written, deleted, safetyBackupId }, `restored ${written} keys under "${scopeText}" into ${target.description}`);
-  return { plan, existing: existing.count, deleted, written, dryRun: false, ...(safetyBackupId ? { safetyBackupId } : {}) };
 }
 
 /** Reads the scope back and compares it with what was meant to be written. */
@@ -144,18 +155,19 @@ async function verify(target: KvTarget, scope: KeyScope, plan: RestorePlan): Pro
   }
 }
 
-async function topLevelCounts(target: KvTarget, scope: KeyScope): Promise<Map<string, number>> {
-  const counts = new Map<string, number>();
-  for await (const record of target.read(scope.scope)) {
-    const top = scope.topLevel(record.key);
-    counts.set(top, (counts.get(top) ?? 0) + 1);
-  }
+async function topLevelCounts(target: KvTarget, scope: KeyScope): Promise<TopLevelCounts> {
+  const counts = new TopLevelCounts();
+  for await (const record of target.read(scope.scope)) counts.add(scope.topLevel(record.key));
   return counts;
 }
 
-function describePlan(plan: RestorePlan, existing: number, toDelete: Map<string, number>, scope: string, target: string): string {
-  const rows = (counts: Map<string, number>): string =>
-    [...counts.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([top, n]) => `    ${scope}${top}  ${n}`).join('\n') || '    (none)';
+function describePlan(plan: RestorePlan, existing: number, toDelete: TopLevelCounts, scope: string, target: string): string {
+  const rows = (counts: TopLevelCounts): string => {
+    const { rows: largest, others } = counts.summary();
+    const lines = largest.map(([top, n]) => `    ${scope}${top}  ${n}`);
+    if (others) lines.push(`    ${otherPaths(others.paths)}  ${others.keys}`);
+    return lines.join('\n') || '    (none)';
+  };
   return [
     `dry run: nothing was written to ${target}`,
     `  would delete ${existing} keys under "${scope}"${existing > 0 ? ' (needs --force)' : ''}:`,
@@ -171,14 +183,53 @@ function relativePrefix(request: RestoreRequest, prefix: string): string {
   return prefix;
 }
 
+/** Where a restore records its events, and what every event of one attempt says about it. */
+export interface RestoreAttemptInfo {
+  repository?: RestoreRepository | undefined;
+  logger: Logger;
+  target: KvTarget;
+  force: boolean;
+  dryRun: boolean;
+  /** What is being restored: backup id, file, cluster id. */
+  origin: Record<string, unknown>;
+}
+
+/** Who/what/where of an attempt, shared by all its audit events. */
+export function attemptSubject(attempt: RestoreAttemptInfo): Record<string, unknown> {
+  return { ...attempt.origin, target: attempt.target.description, force: attempt.force, ...(attempt.dryRun ? { dryRun: true } : {}) };
+}
+
 /**
- * Records the outcome. A trail that cannot be written is reported loudly but does not change the
+ * Records an outcome. A trail that cannot be written is reported loudly but does not change the
  * restore's own outcome: an abort must still exit 3, and a restore that worked must not look failed.
  */
-async function audit(request: RestoreRequest, type: AuditEventType, subject: Record<string, unknown>): Promise<void> {
-  if (!request.repository) {
-    request.logger.warn(`no repository configured: this ${type} is not recorded in an audit trail`);
+export async function recordRestoreEvent(attempt: Pick<RestoreAttemptInfo, 'repository' | 'logger'>, type: AuditEventType, subject: Record<string, unknown>): Promise<void> {
+  if (!attempt.repository) {
+    attempt.logger.warn(`no repository configured: this ${type} is not recorded in an audit trail`);
     return;
   }
-  await appendOrReport(request.repository.store, type, subject, request.logger);
+  await appendOrReport(attempt.repository.store, type, subject, attempt.logger);
+}
+
+/**
+ * Errors whose outcome is already in the trail. runRestore records its own failures (drills call it
+ * directly) and the commands record whatever fails around it (fetch, hash check, choosing a dump);
+ * this keeps it to one event per attempt.
+ */
+const recorded = new WeakSet<object>();
+
+/** Marks an error whose event was just recorded (an abort), so no caller records it again. */
+export function alreadyRecorded<E extends object>(err: E): E {
+  recorded.add(err);
+  return err;
+}
+
+/** Records a failed attempt as `restore-failed` with the error and exit code, once; the caller rethrows it unchanged. */
+export async function recordRestoreFailure(attempt: Pick<RestoreAttemptInfo, 'repository' | 'logger'>, subject: Record<string, unknown>, err: unknown): Promise<void> {
+  if (typeof err === 'object' && err !== null) {
+    if (recorded.has(err)) return;
+    recorded.add(err);
+  }
+  const exitCode = err instanceof KvdrError ? err.exitCode : ExitCode.Failure;
+  await recordRestoreEvent(attempt, 'restore-failed', { ...subject, error: oneLine(err), exitCode });
 }

@@ -4,8 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readTrail, type AuditEvent } from '../../src/audit/audit-log.js';
 import { runBackup } from '../../src/backup/run-backup.js';
 import type { Manifest } from '../../src/repository/manifest.js';
+import { openStore } from '../../src/repository/open-store.js';
 import { sniffArtifact } from '../../src/restore/local-artifact.js';
 import { runRestore } from '../../src/restore/run-restore.js';
 import { connectEtcd } from '../../src/sources/etcd/connect.js';
@@ -20,6 +22,18 @@ import { etcdPairs, etcdState } from '../harness/etcd-state.js';
 import { failureOf } from '../harness/failure.js';
 import { createTestBucket, minioClient, type TestBucket } from '../harness/minio.js';
 import { requireEnv, uniqueName } from '../harness/namespace.js';
+
+/** The newest event of the audit trail in an fs repository, read by kvdr's own reader. */
+async function lastEvent(path: string): Promise<AuditEvent | undefined> {
+  const store = openStore({ name: 'trail', type: 'fs', path });
+  let last: AuditEvent | undefined;
+  try {
+    for await (const item of readTrail(store)) if ('event' in item) last = item.event;
+  } finally {
+    await store.close();
+  }
+  return last;
+}
 
 describe('restore-from-s3', () => {
   let etcd: Etcd3;
@@ -130,6 +144,86 @@ describe('restore-from-s3', () => {
     expect(code).toBe(ExitCode.Integrity);
     expect(stderr.trim()).toMatch(new RegExp(`backup ${manifest.id}: the artifact's sha256 .* does not match its manifest .*; it is corrupt and nothing was written$`));
     expect(await etcdState(etcd)).toEqual(before);
+    // Refused before the first write, and on the record all the same, with the reason.
+    expect(await lastEvent(join(dir, 'audit'))).toMatchObject({
+      type: 'restore-failed',
+      subject: { backup: manifest.id, job: 'export', target: `etcd:${requireEnv('KVDR_ETCD_ENDPOINT')}`, exitCode: ExitCode.Integrity, error: stderr.trim().split('\n').at(-1)?.replace(/^kvdr: /, '') },
+    });
+  });
+
+  it('records a cluster-id mismatch as a failed restore, and writes nothing', async () => {
+    const list = await kvdr(['--config', configPath, 'backups', 'list', '--job', 'export', '--json'], env());
+    const manifest = (JSON.parse(list.stdout) as Manifest[])[0] as Manifest;
+    const before = await etcdState(etcd);
+    const { code, stderr } = await kvdr(['--config', configPath, 'restore-from-s3', '--backup', manifest.id, '--cluster-id', 'other-cluster', '--target', `etcd:${requireEnv('KVDR_ETCD_ENDPOINT')}`], env());
+    expect(code).toBe(ExitCode.Usage);
+    expect(stderr.trim()).toBe(`kvdr: backup ${manifest.id} is of cluster ${cluster}, not other-cluster; pass --to-prefix pwx/other-cluster/ to restore it there`);
+    expect(await lastEvent(join(dir, 'audit'))).toMatchObject({ type: 'restore-failed', subject: { backup: manifest.id, exitCode: ExitCode.Usage, error: stderr.trim().replace(/^kvdr: /, '') } });
+    expect(await etcdState(etcd)).toEqual(before);
+  });
+
+  /** A config with one etcd export job of `prefix`, stored in the test bucket, audited in the shared trail. */
+  const exportJobConfig = async (job: string, prefix: string): Promise<string> => {
+    const path = join(dir, `${job}.yaml`);
+    await writeFile(
+      path,
+      `sources: [{name: e, type: etcd, endpoints: ["${requireEnv('KVDR_ETCD_ENDPOINT')}"], prefix: "${prefix}"}]\n` +
+        `repositories:\n  - {name: dr, type: s3, bucket: ${bucket.name}, region: us-east-1, endpoint: "${requireEnv('KVDR_S3_ENDPOINT')}", forcePathStyle: true}\n` +
+        `  - {name: audit, type: fs, path: ${join(dir, 'audit')}}\n` +
+        `jobs: [{name: ${job}, source: e, kind: etcd-export, schedule: "0 * * * *", repository: dr}]\n` +
+        `audit: {repository: audit}\n`,
+    );
+    return path;
+  };
+
+  it('--force refuses to delete a backup scope that does not end with a slash (it would take the neighbours)', async () => {
+    const prefix = uniqueName('no-slash');
+    await etcd.put(`${prefix}/a`).value('in scope');
+    await etcd.put(`${prefix}0/b`).value('neighbour');
+    const config = await exportJobConfig('no-slash', prefix);
+    const backup = await kvdr(['--config', config, 'backup', 'no-slash'], env());
+    expect(backup.code).toBe(0);
+    const before = await etcdState(etcd);
+    const restore = (...extra: string[]): ReturnType<typeof kvdr> =>
+      kvdr(['--config', config, 'restore-from-s3', '--backup', backup.stdout.trim(), '--target', `etcd:${requireEnv('KVDR_ETCD_ENDPOINT')}`, '--force', '--no-safety-backup', ...extra], env());
+    const refused = await restore();
+    expect(refused.code).toBe(ExitCode.Usage);
+    expect(refused.stderr.trim().split('\n').at(-1)).toBe(
+      `kvdr: the scope "${prefix}" does not end with '/', so deleting it would also delete neighbouring keys such as "${prefix}2/…"; nothing was written. Re-run with --prefix ${prefix}/`,
+    );
+    expect(await etcdState(etcd)).toEqual(before);
+    const narrowed = await restore('--prefix', `${prefix}/`);
+    expect(narrowed.code).toBe(0);
+    expect(await etcd.get(`${prefix}0/b`).string()).toBe('neighbour');
+    expect(await etcd.get(`${prefix}/a`).string()).toBe('in scope');
+  });
+
+  it('--latest --before <time> picks the newest backup taken before that time, not the newest overall', async () => {
+    const prefix = `${uniqueName('before')}/`;
+    const config = await exportJobConfig('before-test', prefix);
+    const backup = async (value: string): Promise<string> => {
+      await etcd.put(`${prefix}k`).value(value);
+      const { code, stdout } = await kvdr(['--config', config, 'backup', 'before-test'], env());
+      expect(code).toBe(0);
+      return stdout.trim();
+    };
+    const older = await backup('older');
+    await new Promise((r) => setTimeout(r, 50));
+    const between = new Date();
+    await new Promise((r) => setTimeout(r, 50));
+    const newer = await backup('newer');
+    expect(newer).not.toBe(older);
+
+    const restore = async (scratch: string, ...extra: string[]): Promise<string | null> => {
+      const { code, stderr } = await kvdr(['--config', config, 'restore-from-s3', '--latest', '--job', 'before-test', ...extra, '--target', `etcd:${requireEnv('KVDR_ETCD_ENDPOINT')}`, '--to-prefix', scratch], env());
+      expect(stderr).not.toMatch(/^kvdr: /m);
+      expect(code).toBe(0);
+      return etcd.get(`${scratch}k`).string();
+    };
+    expect(await restore(`${prefix}at-between/`, '--before', between.toISOString())).toBe('older');
+    expect((await lastEvent(join(dir, 'audit')))?.subject['backup']).toBe(older);
+    expect(await restore(`${prefix}latest/`)).toBe('newer');
+    expect((await lastEvent(join(dir, 'audit')))?.subject['backup']).toBe(newer);
   });
 
   it('explains what cannot be chosen: unknown id or cluster, nothing chosen', async () => {

@@ -3,10 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readTrail, type AuditEvent } from '../../src/audit/audit-log.js';
+import { readCatalog } from '../../src/repository/catalog.js';
+import { openStore } from '../../src/repository/open-store.js';
 import { connectEtcd } from '../../src/sources/etcd/connect.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
 import { kvdr, runCli } from '../harness/cli.js';
 import { consulPairs } from '../harness/consul-instance.js';
+import { startEtcd } from '../harness/etcd-instance.js';
 import { etcdPairs, etcdState } from '../harness/etcd-state.js';
 import { requireEnv, uniqueName } from '../harness/namespace.js';
 import { PROJECT_ROOT } from '../harness/stack.js';
@@ -23,6 +27,18 @@ interface DumpPair {
 async function expectedFrom(dump: string, clusterId: string): Promise<Map<string, string>> {
   const pairs = JSON.parse(await readFile(dump, 'utf8')) as DumpPair[];
   return new Map(pairs.map((p) => [`pwx/${clusterId}/${p.Key}`, Buffer.from(p.Value ?? '', 'base64').toString('hex')]));
+}
+
+/** The audit trail of an fs repository (KVDR_SAFETY_DIR), oldest first, read by kvdr's own reader. */
+async function trailEvents(path: string): Promise<AuditEvent[]> {
+  const store = openStore({ name: 'trail', type: 'fs', path });
+  const events: AuditEvent[] = [];
+  try {
+    for await (const item of readTrail(store)) if ('event' in item) events.push(item.event);
+  } finally {
+    await store.close();
+  }
+  return events;
 }
 
 describe('restoring PX dumps', () => {
@@ -149,6 +165,8 @@ describe('restoring PX dumps', () => {
       expect(code, file).toBe(ExitCode.Integrity);
       expect(stderr.trim().split('\n').at(-1)).toMatch(pattern);
       expect(await etcdState(etcd)).toEqual(before);
+      // A failure before any write is still a restore attempt on the record.
+      expect((await trailEvents(join(dir, 'safety'))).at(-1)).toMatchObject({ type: 'restore-failed', subject: { file, clusterId: cluster, exitCode: ExitCode.Integrity, error: expect.stringMatching(pattern) as unknown } });
     }
   });
 
@@ -163,9 +181,86 @@ describe('restoring PX dumps', () => {
     expect(noCluster.stderr).toContain('--cluster-id');
     const badTarget = await kvdr(['restore', '--kvdb_dump_file', NEWER, '--target', 'http://x:1', '--cluster-id', 'c'], env);
     expect(badTarget.code).toBe(ExitCode.Usage);
+    const eventsBefore = (await trailEvents(join(dir, 'safety'))).length;
     const down = await kvdr(['--log-level', 'silent', 'restore', '--kvdb_dump_file', NEWER, '--target', 'etcd:http://127.0.0.1:1', '--cluster-id', 'c'], env);
     expect(down.code).toBe(ExitCode.Failure);
     expect(down.stderr.trim()).toMatch(/^kvdr: etcd http:\/\/127\.0\.0\.1:1: cannot count the keys in the scope: cannot reach etcd/);
+    const events = await trailEvents(join(dir, 'safety'));
+    expect(events).toHaveLength(eventsBefore + 1);
+    expect(events.at(-1)).toMatchObject({
+      type: 'restore-failed',
+      subject: { target: 'etcd:http://127.0.0.1:1', scope: 'pwx/c/', file: NEWER, force: false, written: 0, exitCode: ExitCode.Failure },
+    });
+    expect(events.at(-1)?.subject['error']).toBe(down.stderr.trim().replace(/^kvdr: /, ''));
+  });
+
+  it('refuses --prefix and --to-prefix without a trailing slash before doing anything', async () => {
+    const cluster = uniqueName('slash');
+    const eventsBefore = (await trailEvents(join(dir, 'safety'))).length;
+    for (const [flag, value] of [['--to-prefix', `drill-${cluster}`], ['--prefix', 'nodes']] as const) {
+      const { code, stderr } = await kvdr(['restore', '--kvdb_dump_file', NEWER, '--target', target(), '--cluster-id', cluster, flag, value, '--force'], env);
+      expect(code).toBe(ExitCode.Usage);
+      expect(stderr.trim()).toBe(`kvdr: ${flag} "${value}" must end with '/', or it also covers neighbouring keys such as "${value}2/…"; use ${flag} ${value}/`);
+    }
+    expect(await etcd.getAll().prefix(`drill-${cluster}`).count()).toBe(0);
+    // Bad flags: nothing was attempted, so nothing is recorded.
+    expect(await trailEvents(join(dir, 'safety'))).toHaveLength(eventsBefore);
+  });
+
+  it('--force takes a safety backup unless --no-safety-backup says not to', async () => {
+    const cluster = uniqueName('no-safety');
+    const safetyDir = join(dir, uniqueName('safety'));
+    const safetyBackups = async (): Promise<number> => {
+      const store = openStore({ name: 'safety', type: 'fs', path: safetyDir });
+      try {
+        return (await readCatalog(store, { job: 'safety-backup' })).length;
+      } finally {
+        await store.close();
+      }
+    };
+    const restore = (...extra: string[]): ReturnType<typeof kvdr> =>
+      kvdr(['restore', '--kvdb_dump_file', OLDER, '--target', target(), '--cluster-id', cluster, ...extra], { KVDR_SAFETY_DIR: safetyDir });
+    expect((await restore()).code).toBe(0);
+    const skipped = await restore('--force', '--no-safety-backup');
+    expect(skipped.code).toBe(0);
+    expect(skipped.stdout).not.toContain('safety backup');
+    expect(await safetyBackups()).toBe(0);
+    expect((await trailEvents(safetyDir)).at(-1)?.subject['safetyBackupId']).toBeUndefined();
+
+    const taken = await restore('--force');
+    expect(taken.code).toBe(0);
+    const id = /safety backup (\S+)\)/.exec(taken.stdout)?.[1];
+    expect(await safetyBackups()).toBe(1);
+    expect((await trailEvents(safetyDir)).at(-1)).toMatchObject({ type: 'restore', subject: { force: true, safetyBackupId: id } });
+  });
+
+  it('through the CLI, a target dying mid-replay exits 1 saying how many keys were written and to re-run with --force', async () => {
+    const total = 40_000;
+    const dump = join(dir, 'pwx_kvdb_2026-01-01T00:00:00Z.dump');
+    await writeFile(dump, JSON.stringify(Array.from({ length: total }, (_, i) => ({ Key: `k/${String(i).padStart(6, '0')}`, Value: Buffer.from(`value ${i}`).toString('base64'), KVDBIndex: i + 1 }))));
+    const victim = await startEtcd();
+    const client = connectEtcd({ endpoints: [victim.endpoint] }, {});
+    try {
+      const cluster = uniqueName('dies');
+      const running = kvdr(['--log-level', 'silent', 'restore', '--kvdb_dump_file', dump, '--target', `etcd:${victim.endpoint}`, '--cluster-id', cluster], env);
+      let finished = false;
+      void running.finally(() => (finished = true));
+      // Kill the target as soon as the first transaction has landed.
+      while (!finished && (await client.getAll().prefix(`pwx/${cluster}/`).count()) === 0) await new Promise((r) => setTimeout(r, 20));
+      victim.kill();
+      const { code, stderr } = await running;
+      expect(code).toBe(ExitCode.Failure);
+      const message = stderr.trim().split('\n').at(-1) ?? '';
+      const match = new RegExp(`^kvdr: etcd:${victim.endpoint}: restore stopped after (\\d+) of ${total} keys were written \\(.*\\); the scope is incomplete — fix the cause and re-run with --force to replace it$`).exec(message);
+      expect(match, message).not.toBeNull();
+      const written = Number(match?.[1]);
+      expect(written).toBeGreaterThan(0);
+      expect(written).toBeLessThan(total);
+      expect((await trailEvents(join(dir, 'safety'))).at(-1)).toMatchObject({ type: 'restore-failed', subject: { file: dump, written, exitCode: ExitCode.Failure } });
+    } finally {
+      client.close();
+      await victim.stop();
+    }
   });
 
   it('restores a dump into Consul, and refuses values Consul cannot hold before writing anything', async () => {

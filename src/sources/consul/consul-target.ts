@@ -26,6 +26,8 @@ export class ConsulTarget implements KvTarget {
   }
 
   async inspectScope(prefix: Buffer): Promise<ScopeContents> {
+    // Consul's KV API cannot page (no limit or start key) nor count: the key list of the scope is the
+    // only way to count it, and Consul itself builds that whole response in memory anyway.
     const response = await consulRequest(this.access, {
       path: `/kv/${keyPath(prefix)}`,
       query: { keys: true },
