@@ -113,7 +113,7 @@ export const jobSchema = z
         /** The backup job whose latest backup each drill restores. */
         job: z.string().min(1),
         /** Re-root the restored keys under `<toPrefix><run id>/` (needed when restoring into a live cluster). */
-        toPrefix: z.string().min(1).optional(),
+        toPrefix: z.string().regex(/^.+\/$/, "must end with '/' (drills restore under <toPrefix><run id>/)").optional(),
       })
       .optional(),
   })

@@ -107,6 +107,7 @@ describe('configuration', () => {
   it('checks restore drills: a tested backup job, and never a restore over the live cluster', () => {
     const drill = (extra: string): string => `${minimal}  - {name: drill, source: px-etcd, kind: restore-test, schedule: "0 4 * * 0", ${extra}}\n`;
     expect(parseConfig(drill('drill: {job: hourly, toPrefix: scratch/}'), 'kvdr.yaml', {}).jobs[1]?.drill).toEqual({ job: 'hourly', toPrefix: 'scratch/' });
+    expect(errorOf(drill('drill: {job: hourly, toPrefix: scratch}')).message).toBe("kvdr.yaml: jobs[1].drill.toPrefix: must end with '/' (drills restore under <toPrefix><run id>/)");
     expect(errorOf(drill('')).message).toBe('kvdr.yaml: jobs[1].drill: a restore-test job names the job it tests: drill: {job: <name>}');
     expect(errorOf(drill('drill: {job: nope, toPrefix: s/}')).message).toBe('kvdr.yaml: jobs[1].drill.job: no backup job named "nope" (known: hourly)');
     expect(errorOf(drill('drill: {job: hourly}')).message).toMatch(/^kvdr\.yaml: jobs\[1\]\.drill\.toPrefix: the drill would restore into "px-etcd", the cluster job hourly backs up/);
