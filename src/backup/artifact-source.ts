@@ -17,6 +17,8 @@ export interface ArtifactSource {
   bytes: Readable;
   /** Maps a failure of this source (connection, auth, stream) to a one-line user-facing error. */
   describeError: (err: unknown) => Error;
+  /** Things the source could not learn or vouch for (e.g. a version the token may not read); logged once per run. */
+  warnings?: readonly string[];
   facts: () => ArtifactFacts;
   close: () => Promise<void>;
 }

@@ -4,7 +4,7 @@ import { consulExportWriter, recordFromConsul, type ConsulKvPair } from '../form
 import { readJsonArray } from '../formats/json-array-reader.js';
 import { consulAccess } from '../sources/consul/connect.js';
 import { keyPath } from '../sources/consul/consul-target.js';
-import { consulIndex, consulRequest, consulVersion, describeConsulFailure } from '../sources/consul/http.js';
+import { consulIndex, consulRequest, consulVersion, consulVersionFacts, describeConsulFailure, staleReadFacts } from '../sources/consul/http.js';
 import type { ArtifactSource } from './artifact-source.js';
 
 /**
@@ -14,8 +14,8 @@ import type { ArtifactSource } from './artifact-source.js';
 export async function openConsulExport(source: SourceConfig, scope: string): Promise<ArtifactSource> {
   const access = consulAccess(source);
   const what = `export ${scope || 'the KV store'}`;
-  const describeError = (err: unknown): Error => describeConsulFailure(err, access, { what });
-  const version = await consulVersion(access);
+  const describeError = (err: unknown): Error => describeConsulFailure(err, access, { what }, 'stream');
+  const version = consulVersionFacts(access, await consulVersion(access));
   const answer = await consulRequest(access, {
     path: `/kv/${keyPath(scope)}`,
     query: { recurse: true, ...(source.stale ? { stale: true } : { consistent: true }) },
@@ -26,6 +26,7 @@ export async function openConsulExport(source: SourceConfig, scope: string): Pro
   // 404 is Consul's answer for a prefix without keys: an empty export, not a failure.
   const response = answer.statusCode === 404 ? (answer.resume(), undefined) : answer;
   const index = consulIndex(answer);
+  const stale = staleReadFacts(access, answer);
   const writer = consulExportWriter();
   async function* records(): AsyncIterable<ReturnType<typeof recordFromConsul>> {
     if (!response) return;
@@ -37,12 +38,13 @@ export async function openConsulExport(source: SourceConfig, scope: string): Pro
     extension: '.json',
     bytes,
     describeError,
+    warnings: [...version.warnings, ...stale.warnings],
     facts: () => {
       const summary = writer.summary();
       return {
         ...(index !== undefined ? { raftIndex: index } : {}),
         records: summary.count,
-        details: { recordDigest: summary.digest, ...(version ? { consulVersion: version } : {}) },
+        details: { recordDigest: summary.digest, ...version.details, ...stale.details },
       };
     },
     close: () => {

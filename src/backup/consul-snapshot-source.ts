@@ -2,7 +2,7 @@ import { pipeline } from 'node:stream';
 import type { SourceConfig } from '../config/schema.js';
 import { verifyConsulSnapshot } from '../formats/consul-snapshot.js';
 import { consulAccess } from '../sources/consul/connect.js';
-import { consulIndex, consulRequest, consulVersion, describeConsulFailure } from '../sources/consul/http.js';
+import { consulIndex, consulRequest, consulVersion, consulVersionFacts, describeConsulFailure, staleReadFacts } from '../sources/consul/http.js';
 import type { ArtifactSource } from './artifact-source.js';
 
 /**
@@ -12,8 +12,8 @@ import type { ArtifactSource } from './artifact-source.js';
 export async function openConsulSnapshot(source: SourceConfig): Promise<ArtifactSource> {
   const access = consulAccess(source);
   const what = 'take a snapshot';
-  const describeError = (err: unknown): Error => describeConsulFailure(err, access, { what });
-  const version = await consulVersion(access);
+  const describeError = (err: unknown): Error => describeConsulFailure(err, access, { what }, 'stream');
+  const version = consulVersionFacts(access, await consulVersion(access));
   const response = await consulRequest(access, {
     path: '/snapshot',
     query: { stale: source.stale || undefined },
@@ -23,17 +23,20 @@ export async function openConsulSnapshot(source: SourceConfig): Promise<Artifact
   const check = verifyConsulSnapshot(`consul snapshot from ${access.address}`);
   const bytes = pipeline(response, check, () => undefined);
   const index = consulIndex(response);
+  const stale = staleReadFacts(access, response);
   return {
     endpoints: [access.address],
     extension: '.snap',
     bytes,
     describeError,
+    warnings: [...version.warnings, ...stale.warnings],
     facts: () => {
       const meta = check.meta();
       return {
         ...(index !== undefined ? { raftIndex: index } : {}),
         details: {
-          ...(version ? { consulVersion: version } : {}),
+          ...version.details,
+          ...stale.details,
           snapshotIndex: meta?.Index,
           snapshotTerm: meta?.Term,
           snapshotFormat: meta?.Version,

@@ -21,7 +21,7 @@ export async function openEtcdSnapshot(source: SourceConfig): Promise<ArtifactSo
     const bytes = pipeline(snapshot.bytes, check, () => undefined);
     return {
       endpoints: source.endpoints,
-    extension: '.db',
+      extension: '.db',
       bytes,
       describeError,
       facts: () => ({

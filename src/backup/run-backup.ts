@@ -5,7 +5,8 @@ import type { Manifest } from '../repository/manifest.js';
 import { writeManifest } from '../repository/manifest-store.js';
 import type { ObjectStore } from '../repository/object-store.js';
 import { openStore } from '../repository/open-store.js';
-import { KvdrError, UsageError } from '../util/errors.js';
+import { IntegrityError, KvdrError, UsageError } from '../util/errors.js';
+import { ExitCode } from '../util/exit-codes.js';
 import type { Logger } from '../util/logger.js';
 import { formatBytes } from '../util/table.js';
 import { VERSION } from '../util/version.js';
@@ -87,6 +88,7 @@ export async function takeBackup(options: TakeBackupOptions): Promise<Manifest> 
   let artifact: ArtifactSource | undefined;
   try {
     artifact = options.artifact ?? (await openSource(options.produce, source, scope));
+    for (const warning of artifact.warnings ?? []) log.warn(warning);
     // A Consul snapshot is a tar.gz already: a second gzip would cost CPU and save nothing.
     const compression = options.produce === 'consul-snapshot' ? 'none' : options.compression;
     const key = artifactKey(options.job, id, artifact.extension + (compression === 'gzip' ? '.gz' : ''));
@@ -151,11 +153,23 @@ export async function takeBackup(options: TakeBackupOptions): Promise<Manifest> 
     );
     return manifest;
   } catch (err) {
-    log.error({ err }, 'backup failed');
-    throw err;
+    const failure = asBackupFailure(err);
+    log.error({ err: failure }, 'backup failed');
+    throw failure;
   } finally {
     await artifact?.close().catch(() => undefined);
   }
+}
+
+/**
+ * A stream that fails its own check while it is being backed up (etcd's sha256 trailer, a Consul
+ * archive's SHA256SUMS, a truncated stream) is a failed backup: exit 1 like any other, nothing listed.
+ * The formats raise IntegrityError for it, which means exit 4; that code is kept for stored artifacts
+ * that fail verification (verify, restore, inspect). The message, which names the source, is kept.
+ */
+function asBackupFailure(err: unknown): unknown {
+  if (!(err instanceof IntegrityError)) return err;
+  return new KvdrError(err.message, ExitCode.Failure, { cause: err });
 }
 
 export function findJob(config: KvdrConfig, name: string): JobConfig {

@@ -18,10 +18,16 @@ export interface ConsulInstanceOptions {
   bootstrapExpect?: number;
   /** Serve the HTTP API over TLS only, requiring a client certificate. */
   tls?: boolean;
+  /** Node name, unique within a cluster. @defaultValue solo */
+  node?: string;
+  /** Serf LAN addresses (`lanAddress` of other instances) to join: several servers form one cluster. */
+  join?: string[];
 }
 
 export interface ConsulInstance {
   address: string;
+  /** The Serf LAN address, for other instances to join. */
+  lanAddress: string;
   tls?: TlsFiles;
   /** Management token (ACL instances only). */
   token?: string;
@@ -30,6 +36,9 @@ export interface ConsulInstance {
   /** A token limited to these ACL rules (HCL). */
   tokenWith(rules: string): Promise<string>;
   kill(): void;
+  /** SIGSTOP / SIGCONT: a server that stops answering without closing its connections. */
+  pause(): void;
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -51,8 +60,9 @@ export async function startConsul(options: ConsulInstanceOptions = {}): Promise<
   ];
   const child: ChildProcess = spawn(
     binary,
-    ['agent', '-server', `-bootstrap-expect=${options.bootstrapExpect ?? 1}`, '-node', 'solo', '-bind', '127.0.0.1', '-advertise', '127.0.0.1',
-      '-client', '127.0.0.1', '-data-dir', join(dir, 'data'), ...hcl.flatMap((h) => ['-hcl', h])],
+    ['agent', '-server', `-bootstrap-expect=${options.bootstrapExpect ?? 1}`, '-node', options.node ?? 'solo', '-bind', '127.0.0.1', '-advertise', '127.0.0.1',
+      '-client', '127.0.0.1', '-data-dir', join(dir, 'data'), ...(options.join ?? []).flatMap((a) => ['-retry-join', a]),
+      ...hcl.flatMap((h) => ['-hcl', h])],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let log = '';
@@ -88,6 +98,7 @@ export async function startConsul(options: ConsulInstanceOptions = {}): Promise<
   };
   return {
     address,
+    lanAddress: `127.0.0.1:${serfLan}`,
     ...(tls ? { tls } : {}),
     ...(token ? { token } : {}),
     ctl: async (...args) => (await run(binary, args, { env, timeout: 120_000, maxBuffer: 64 * 1024 * 1024 })).stdout,
@@ -102,8 +113,25 @@ export async function startConsul(options: ConsulInstanceOptions = {}): Promise<
     kill: () => {
       child.kill('SIGKILL');
     },
+    pause: () => {
+      child.kill('SIGSTOP');
+    },
+    resume: () => {
+      child.kill('SIGCONT');
+    },
     stop: () => stopServer(child, dir),
   };
+}
+
+/** Waits until the agent reports a leader (`want: true`) or reports none (`want: false`). */
+export async function waitForLeader(address: string, want = true, timeoutMs = 90_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const leader = await fetch(`${address}/v1/status/leader`).then((r) => r.text(), () => '');
+    if (/\d/.test(leader) === want) return;
+    if (Date.now() > deadline) throw new Error(`consul ${address}: ${want ? 'no leader' : 'still a leader'} after ${timeoutMs / 1000}s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 /** Puts raw bytes at a key over HTTP (the consul CLI cannot write arbitrary bytes). */

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,13 +12,22 @@ import { storeArtifact } from '../../src/backup/store-artifact.js';
 import { verifyConsulSnapshot } from '../../src/formats/consul-snapshot.js';
 import { FsStore } from '../../src/repository/fs-store.js';
 import { IntegrityError } from '../../src/util/errors.js';
+import { createLogger } from '../../src/util/logger.js';
 import { kvdr } from '../harness/cli.js';
 import { quietLogger, testConfig } from '../harness/config.js';
-import { consulPut, startConsul } from '../harness/consul-instance.js';
+import { consulPut, startConsul, waitForLeader } from '../harness/consul-instance.js';
 import { failureOf } from '../harness/failure.js';
 import { requireEnv, uniqueName } from '../harness/namespace.js';
 
 const run = promisify(execFile);
+
+/** Waits until a server has applied the write of this key (a stale read on it finds the key). */
+async function waitForIndexOn(address: string, key: string): Promise<void> {
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+    if ((await fetch(`${address}/v1/kv/${key}?stale`).catch(() => undefined))?.ok) return;
+  }
+  throw new Error(`${address} never saw ${key}`);
+}
 
 describe('Consul backups: faults and bad input', () => {
   let dir: string;
@@ -129,6 +138,84 @@ describe('Consul backups: faults and bad input', () => {
       await leaderless.stop();
     }
   });
+
+  it('with stale: a server that never saw a leader has nothing to serve, and says so in one line', async () => {
+    // Consul serves stale reads from a server's own state; a server that never joined a cluster with a
+    // leader has none: its snapshot is refused by Raft, and KV reads still answer "No cluster leader".
+    const leaderless = await startConsul({ bootstrapExpect: 3 });
+    try {
+      const repo = join(dir, 'never-led');
+      const cfg = testConfig({
+        sources: [{ name: 'c', type: 'consul', endpoints: [leaderless.address], stale: true }],
+        repositories: [{ name: 'dr', type: 'fs', path: repo }],
+        jobs: [
+          { name: 'snap', source: 'c', kind: 'consul-snapshot', schedule: '0 * * * *', repository: 'dr' },
+          { name: 'export', source: 'c', kind: 'consul-export', schedule: '0 * * * *', repository: 'dr' },
+        ],
+      });
+      const snap = await failureOf(runBackup({ config: cfg, job: 'snap', logger: quietLogger }));
+      expect(snap.message).toMatch(/cannot take a snapshot: the server holds no Raft state to snapshot \(Raft error when taking snapshot: nothing new to snapshot\); it has never been part of a cluster with a leader/);
+      const exported = await failureOf(runBackup({ config: cfg, job: 'export', logger: quietLogger }));
+      expect(exported.message).toMatch(/Consul has no cluster leader \(this server refused even a stale read: it has had no leader to get state from\); wait for an election/);
+      for (const err of [snap, exported]) expect(err.message).not.toContain('\n');
+      expect(await readdir(join(repo, 'manifests')).catch(() => [])).toEqual([]);
+    } finally {
+      await leaderless.stop();
+    }
+  });
+
+  it('with stale: a server whose cluster lost its leader still serves snapshots and exports, and the manifest says no leader was known', async () => {
+    // Two servers elect a leader; killing one leaves the other without a quorum, so without a leader, but with the data.
+    const first = await startConsul({ bootstrapExpect: 2, node: 'one' });
+    const second = await startConsul({ bootstrapExpect: 2, node: 'two', join: [first.lanAddress] }).catch(async (err: unknown) => {
+      await first.stop();
+      throw err;
+    });
+    try {
+      await waitForLeader(first.address);
+      await consulPut(first.address, 'scope/a', '1');
+      await consulPut(first.address, 'scope/b', '2');
+      // Both servers have applied the writes (a follower learns of a commit a heartbeat later).
+      for (const server of [first, second]) await waitForIndexOn(server.address, 'scope/b');
+      second.kill();
+      await waitForLeader(first.address, false);
+
+      const repo = join(dir, 'lost-leader');
+      const cfg = (stale: boolean) =>
+        testConfig({
+          sources: [{ name: 'c', type: 'consul', endpoints: [first.address], prefix: 'scope/', stale }],
+          repositories: [{ name: 'dr', type: 'fs', path: repo }],
+          jobs: [
+            { name: 'snap', source: 'c', kind: 'consul-snapshot', schedule: '0 * * * *', repository: 'dr' },
+            { name: 'export', source: 'c', kind: 'consul-export', schedule: '0 * * * *', repository: 'dr' },
+          ],
+        });
+      // Without stale: no leader, no backup.
+      for (const job of ['snap', 'export']) {
+        expect((await failureOf(runBackup({ config: cfg(false), job, logger: quietLogger }))).message, job).toMatch(/Consul has no cluster leader; wait/);
+      }
+      // With stale: both work, and say that no leader was known.
+      let logged = '';
+      const logger = createLogger({ level: 'warn', pretty: false, destination: new Writable({ write: (chunk: Buffer, _e, done) => done(void (logged += chunk.toString())) }) });
+      const snap = await runBackup({ config: cfg(true), job: 'snap', logger });
+      expect(snap.bytes.raw).toBeGreaterThan(0);
+      expect(snap.details).toMatchObject({ knownLeader: false, consulVersion: '1.20.1' });
+      expect(snap.details['lastContactMs']).toBeGreaterThan(0);
+      const exported = await runBackup({ config: cfg(true), job: 'export', logger });
+      expect(exported.records).toBe(2);
+      expect(exported.details).toMatchObject({ knownLeader: false });
+      const warnings = logged.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { msg: string }).msg);
+      expect(warnings).toEqual([
+        expect.stringMatching(/answered a stale read without a known leader \(last contact with a leader \d+ ms ago\); the backup may miss the latest writes$/),
+        expect.stringMatching(/answered a stale read without a known leader/),
+      ]);
+      // What a stale snapshot holds is a real snapshot: consul snapshot inspect reads it.
+      expect(await first.ctl('snapshot', 'inspect', join(repo, snap.repository.key))).toMatch(/KVS/);
+    } finally {
+      await second.stop();
+      await first.stop();
+    }
+  }, 180_000);
 
   it('exits 1 in one line when Consul is unreachable, and lists Consul backups beside etcd ones', async () => {
     const repo = join(dir, 'cli');

@@ -3,12 +3,28 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
 import { runBackup } from '../../src/backup/run-backup.js';
 import type { Manifest } from '../../src/repository/manifest.js';
+import { createLogger, type Logger } from '../../src/util/logger.js';
+import { kvdr } from '../harness/cli.js';
 import { quietLogger, testConfig } from '../harness/config.js';
 import { consulPairs, consulPut, startConsul, type ConsulInstance } from '../harness/consul-instance.js';
 import { failureOf } from '../harness/failure.js';
 import { requireEnv, uniqueName } from '../harness/namespace.js';
+
+/** A JSON logger whose lines the test can read. */
+function capturingLogger(): { logger: Logger; lines: () => { level: number; msg: string }[] } {
+  let text = '';
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      text += chunk.toString();
+      done();
+    },
+  });
+  const logger = createLogger({ level: 'info', pretty: false, destination });
+  return { logger, lines: () => text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string }) };
+}
 
 describe('Consul backups', () => {
   let dir: string;
@@ -117,6 +133,53 @@ describe('Consul backups', () => {
     expect(JSON.parse(await readFile(join(dir, 'empty', manifest.repository.key), 'utf8'))).toEqual([]);
   });
 
+  it('reads from the configured datacenter, and names a datacenter Consul has no path to in one line', async () => {
+    for (const kind of ['consul-snapshot', 'consul-export']) {
+      const right = await runBackup({ config: config(shared(), kind, { datacenter: 'dc1' }, join(dir, 'dc')), job: 'j', logger: quietLogger });
+      expect(right.kind).toBe(kind);
+      const wrong = await failureOf(runBackup({ config: config(shared(), kind, { datacenter: 'dc-nowhere' }, join(dir, 'dc-wrong')), job: 'j', logger: quietLogger }));
+      expect(wrong.message, kind).toMatch(/^consul http:\/\/127\.0\.0\.1:\d+: cannot .*: No path to datacenter "dc-nowhere" \(Consul does not know it or cannot reach it\); fix the source datacenter/);
+      expect(wrong.message).not.toContain('\n');
+    }
+    const { readdir } = await import('node:fs/promises');
+    expect(await readdir(join(dir, 'dc-wrong', 'manifests')).catch(() => [])).toEqual([]);
+  });
+
+  it('takes the TLS setup from CONSUL_HTTP_ADDR, CONSUL_HTTP_SSL, CONSUL_CACERT, CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY', async () => {
+    const secured = await startConsul({ tls: true });
+    try {
+      const tls = secured.tls;
+      if (!tls) throw new Error('no TLS files');
+      await secured.ctl('kv', 'put', `${prefix}tls-env`, 'yes');
+      const repo = join(dir, 'tls-env');
+      const path = join(dir, 'tls-env.yaml');
+      // No endpoint and no tls in the config: everything comes from the consul CLI's environment variables.
+      await writeFile(
+        path,
+        `sources: [{name: c, type: consul, prefix: "${prefix}"}]\n` +
+          `repositories: [{name: dr, type: fs, path: "${repo}"}]\n` +
+          `jobs: [{name: export, source: c, kind: consul-export, schedule: "0 * * * *", repository: dr},\n` +
+          `       {name: snap, source: c, kind: consul-snapshot, schedule: "0 * * * *", repository: dr}]\n`,
+      );
+      const hostPort = secured.address.replace(/^https:\/\//, '');
+      const env = { CONSUL_HTTP_ADDR: hostPort, CONSUL_HTTP_SSL: 'true', CONSUL_CACERT: tls.ca, CONSUL_CLIENT_CERT: tls.clientCert, CONSUL_CLIENT_KEY: tls.clientKey };
+      for (const job of ['export', 'snap']) {
+        const result = await kvdr(['--config', path, '--log-level', 'silent', '--json', 'backup', job], env);
+        expect(result.code, result.stderr).toBe(0);
+        const manifest = JSON.parse(result.stdout) as Manifest;
+        expect(manifest.source.endpoints).toEqual([secured.address]);
+        if (job === 'export') expect(manifest.records).toBe(1);
+      }
+      // Without the client certificate the same address is refused: the variables were what made it work.
+      const { CONSUL_CLIENT_CERT: _cert, CONSUL_CLIENT_KEY: _key, ...withoutClientCert } = env;
+      const refused = await kvdr(['--config', path, '--log-level', 'silent', 'backup', 'export'], withoutClientCert);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+    } finally {
+      await secured.stop();
+    }
+  });
+
   it('reaches a Consul that serves HTTPS only and requires client certificates', async () => {
     const secured = await startConsul({ tls: true });
     try {
@@ -146,10 +209,25 @@ describe('Consul backups', () => {
 
     it('exports with a token that may only read the scope, and snapshots with a management token', async () => {
       const reader = await secured.tokenWith(`key_prefix "${prefix}" { policy = "read" }`);
-      const exported = await runBackup({ config: config(secured.address, 'consul-export', { token: reader }, join(dir, 'acl')), job: 'j', logger: quietLogger });
+      const log = capturingLogger();
+      const exported = await runBackup({ config: config(secured.address, 'consul-export', { token: reader }, join(dir, 'acl')), job: 'j', logger: log.logger });
       expect(exported.records).toBe(1);
+      // Without agent:read the Consul version cannot be read: the manifest says it is unknown, and why,
+      // and one warning names the permission.
+      expect(exported.details['consulVersion']).toBeUndefined();
+      expect(exported.details['consulVersionUnknown']).toMatch(/^the token lacks agent:read \(Permission denied: .*agent:read/);
+      const warnings = log.lines().filter((l) => l.level === 40);
+      expect(warnings.map((w) => w.msg)).toEqual([expect.stringMatching(/the Consul version is unknown .*grant the token agent:read \(agent_prefix "" \{ policy = "read" \}\) to record it$/)]);
+
+      // Granting agent:read is enough to record it.
+      const readerWithAgent = await secured.tokenWith(`key_prefix "${prefix}" { policy = "read" }\nagent_prefix "" { policy = "read" }`);
+      const versioned = await runBackup({ config: config(secured.address, 'consul-export', { token: readerWithAgent }, join(dir, 'acl')), job: 'j', logger: quietLogger });
+      expect(versioned.details['consulVersion']).toBe('1.20.1');
+      expect(versioned.details['consulVersionUnknown']).toBeUndefined();
+
       const snap = await runBackup({ config: config(secured.address, 'consul-snapshot', { token: secured.token }, join(dir, 'acl')), job: 'j', logger: quietLogger });
       expect(snap.bytes.stored).toBeGreaterThan(0);
+      expect(snap.details['consulVersion']).toBe('1.20.1');
     });
 
     it('takes the token from CONSUL_HTTP_TOKEN when the config has none', async () => {

@@ -1,5 +1,7 @@
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import type { Etcd3 } from 'etcd3';
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +15,8 @@ import { readCatalog } from '../../src/repository/catalog.js';
 import type { ObjectStore } from '../../src/repository/object-store.js';
 import { S3Store } from '../../src/repository/s3-store.js';
 import { connectEtcd } from '../../src/sources/etcd/connect.js';
-import { IntegrityError } from '../../src/util/errors.js';
+import { prefixEnd } from '../../src/sources/etcd/range-reader.js';
+import { IntegrityError, KvdrError } from '../../src/util/errors.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
 import { kvdr } from '../harness/cli.js';
 import { quietLogger, testConfig } from '../harness/config.js';
@@ -39,6 +42,27 @@ async function openMultipartUploads(bucket: string): Promise<number> {
   } finally {
     client.destroy();
   }
+}
+
+/** Writes `count` keys of `valueBytes` random bytes under a prefix, 128 to a transaction (etcd's --max-txn-ops). */
+async function putInBatches(etcd: Etcd3, prefix: string, count: number, valueBytes: number): Promise<void> {
+  for (let i = 0; i < count; i += 128) {
+    const puts = Array.from({ length: Math.min(128, count - i) }, (_, j) => ({
+      request_put: { key: Buffer.from(`${prefix}${String(i + j).padStart(8, '0')}`), value: randomBytes(valueBytes) },
+    }));
+    await etcd.kv.txn({ compare: [], success: puts, failure: [] });
+  }
+}
+
+async function exited(pid: number): Promise<void> {
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+  }
+  throw new Error(`process ${pid} still there 60s after SIGKILL`);
 }
 
 describe('etcd backups: faults and bad input', () => {
@@ -98,6 +122,68 @@ describe('etcd backups: faults and bad input', () => {
       expect(await openMultipartUploads(bucket.name)).toBe(0);
     });
   });
+
+  it('fails in one line, lists nothing and leaves no upload behind when etcd is killed mid-export; the next run succeeds', async () => {
+    // The stack's own etcd: it can be killed outright and started again on the same port with the same data.
+    const endpoint = requireEnv('KVDR_ETCD_ENDPOINT');
+    const etcdPid = Number(await readFile(join(requireEnv('KVDR_STACK_DIR'), 'etcd.pid'), 'utf8'));
+    const prefix = `${uniqueName('export-killed')}/`;
+    const keys = 20_000;
+    const client = connectEtcd({ endpoints: [endpoint] }, {});
+    await putInBatches(client, prefix, keys, 1024); // ~30 MiB of export: several pages, several 5 MiB parts
+    client.close();
+    const ownBucket = await createTestBucket('export-killed'); // so that any multipart upload found is this one's
+    const repository = { ...ownBucket.repository(), queueSize: 1 };
+    const config = testConfig({
+      sources: [{ name: 'src', type: 'etcd', endpoints: [endpoint], prefix }],
+      repositories: [{ ...repository, name: 'dr' }],
+      jobs: [{ name: 'j', source: 'src', kind: 'etcd-export', compression: 'none', schedule: '0 * * * *', repository: 'dr' }],
+    });
+    try {
+      let killed = false;
+      try {
+        const err = await failureOf(
+          runBackup({
+            config,
+            job: 'j',
+            logger: quietLogger,
+            onProgress: (bytes) => {
+              if (!killed && bytes > 8 * 1024 * 1024) {
+                killed = true;
+                process.kill(etcdPid, 'SIGKILL');
+              }
+            },
+          }),
+        );
+        expect(killed).toBe(true);
+        expect(err).toBeInstanceOf(KvdrError);
+        expect((err as KvdrError).exitCode).toBe(ExitCode.Failure);
+        expect(err.message).not.toContain('\n');
+        expect(err.message).toMatch(/^etcd http:\/\/127\.0\.0\.1:\d+: cannot export kvdr-t-export-killed-\S+: cannot reach etcd \(/);
+        const store = new S3Store(repository);
+        expect(await keysIn(store)).toEqual([]);
+        await store.close();
+        expect(await openMultipartUploads(ownBucket.name)).toBe(0);
+      } finally {
+        await exited(etcdPid); // until then services.sh would take the unreaped process for a running etcd
+        await serviceControl('start', 'etcd');
+      }
+      // The next run, against the restarted etcd, succeeds and is the only backup listed.
+      const manifest = await runBackup({ config, job: 'j', logger: quietLogger });
+      expect(manifest.records).toBe(keys);
+      const again = new S3Store(repository);
+      expect((await readCatalog(again)).map((m) => m.id)).toEqual([manifest.id]);
+      await again.close();
+    } finally {
+      // Give the shared etcd its space back.
+      const cleanup = connectEtcd({ endpoints: [endpoint] }, {});
+      const deleted = await cleanup.kv.deleteRange({ key: Buffer.from(prefix), range_end: prefixEnd(Buffer.from(prefix)) });
+      await cleanup.kv.compact({ revision: deleted.header.revision, physical: true });
+      await cleanup.maintenance.defragment();
+      cleanup.close();
+      await ownBucket.remove();
+    }
+  }, 300_000);
 
   it('fails, lists nothing and does not block the next run when MinIO stops mid-upload', async () => {
     const etcd = await startEtcd();
@@ -181,6 +267,14 @@ describe('etcd backups: faults and bad input', () => {
       const corrupt = await failureOf(storeArtifact(store, 'bad.db', Readable.from([flipped]).pipe(verifySnapshotTrailer()), { compression: 'gzip' }));
       expect(corrupt).toBeInstanceOf(IntegrityError);
       expect(corrupt.message).toMatch(/sha256 trailer mismatch/);
+
+      // The trailer itself damaged: the data is intact but no longer matches what etcd said it sent.
+      const badTrailer = Buffer.from(real);
+      const inTrailer = real.length - 5; // one of the last 32 bytes
+      badTrailer[inTrailer] = (badTrailer[inTrailer] as number) ^ 0xff;
+      const trailer = await failureOf(storeArtifact(store, 'bad-trailer.db', Readable.from([badTrailer]).pipe(verifySnapshotTrailer()), { compression: 'none' }));
+      expect(trailer).toBeInstanceOf(IntegrityError);
+      expect(trailer.message).toMatch(/sha256 trailer mismatch/);
 
       const truncated = await failureOf(
         storeArtifact(store, 'short.db', Readable.from([real.subarray(0, 4096 * 3)]).pipe(verifySnapshotTrailer()), { compression: 'none' }),

@@ -72,19 +72,35 @@ function describeConsulStatus(status: number, body: string, access: ConsulAccess
   if (status === 403 || status === 401) {
     return new KvdrError(`${where}: permission denied (${said || `HTTP ${status}`}); the token needs ${req.permission}`);
   }
+  if (/No path to datacenter/i.test(body)) {
+    return new KvdrError(`${where}: No path to datacenter "${access.datacenter ?? '?'}" (Consul does not know it or cannot reach it); fix the source datacenter (consul catalog datacenters lists the known ones)`);
+  }
   if (/No cluster leader/i.test(body)) {
-    return new KvdrError(`${where}: Consul has no cluster leader; wait for an election or check the servers (consul operator raft list-peers)`);
+    const stale = req.query?.['stale'] === true ? ' (this server refused even a stale read: it has had no leader to get state from)' : '';
+    return new KvdrError(`${where}: Consul has no cluster leader${stale}; wait for an election or check the servers (consul operator raft list-peers)`);
+  }
+  if (/nothing new to snapshot/i.test(body)) {
+    return new KvdrError(`${where}: the server holds no Raft state to snapshot (${said}); it has never been part of a cluster with a leader, so check the servers (consul operator raft list-peers)`);
   }
   return new KvdrError(`${where}: HTTP ${status}${said ? `: ${said}` : ''}`);
 }
 
-/** A network-level failure of a Consul call, as one line. */
-export function describeConsulFailure(err: unknown, access: ConsulAccess, req: Pick<ConsulRequest, 'what'>): KvdrError {
+/**
+ * A network-level failure of a Consul call, as one line. `phase: 'stream'` is for a body that broke
+ * off after Consul had started answering (the agent stopped, the connection was cut).
+ */
+export function describeConsulFailure(err: unknown, access: ConsulAccess, req: Pick<ConsulRequest, 'what'>, phase: 'request' | 'stream' = 'request'): KvdrError {
   if (err instanceof KvdrError) return err;
   const code = (err as NodeJS.ErrnoException).code;
-  const reason = code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || code === 'ENOTFOUND'
-    ? `cannot reach Consul (${code}); check the address and that the agent is up`
-    : oneLine(err);
+  const network = code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || code === 'ENOTFOUND' || code === 'EPIPE';
+  let reason: string;
+  if (phase === 'stream' && (network || /aborted|premature close/i.test(oneLine(err)))) {
+    reason = `the connection to Consul broke off mid-stream (${code ?? oneLine(err)}); check that the agent is up and run the backup again`;
+  } else if (network) {
+    reason = `cannot reach Consul (${code}); check the address and that the agent is up`;
+  } else {
+    reason = oneLine(err);
+  }
   return new KvdrError(`consul ${access.address}: cannot ${req.what}: ${reason}`, undefined, { cause: err });
 }
 
@@ -95,13 +111,64 @@ export function consulIndex(response: IncomingMessage): number | undefined {
   return Number.isFinite(value) && value > 0 ? value : undefined;
 }
 
-/** The agent's Consul version (needs agent:read), or undefined when the token may not see it. */
-export async function consulVersion(access: ConsulAccess): Promise<string | undefined> {
+/** The agent's version, or why it is not known. */
+export type ConsulVersion = { version: string } | { unknown: string };
+
+/**
+ * The agent's Consul version, from `/v1/agent/self` (which needs agent:read). A token without it gets
+ * `unknown` with the reason, so the caller can say so instead of silently recording nothing.
+ */
+export async function consulVersion(access: ConsulAccess): Promise<ConsulVersion> {
   try {
-    const response = await consulRequest(access, { path: '/agent/self', what: 'read the agent version', permission: 'agent:read' });
+    const response = await consulRequest(access, {
+      path: '/agent/self',
+      what: 'read the agent version',
+      permission: 'agent:read',
+      accept: [401, 403],
+    });
+    if (response.statusCode === 401 || response.statusCode === 403) {
+      const said = oneLine((await readAll(response).catch(() => Buffer.alloc(0))).toString('utf8')).slice(0, 200);
+      return { unknown: `the token lacks agent:read${said ? ` (${said})` : ''}` };
+    }
     const self = JSON.parse((await readAll(response)).toString('utf8')) as { Config?: { Version?: string } };
-    return self.Config?.Version;
-  } catch {
-    return undefined;
+    const version = self.Config?.Version;
+    return version ? { version } : { unknown: '/v1/agent/self did not report a version' };
+  } catch (err) {
+    return { unknown: oneLine(err) };
   }
+}
+
+/** The manifest details and the warning for a Consul version lookup. */
+export function consulVersionFacts(access: ConsulAccess, found: ConsulVersion): { details: Record<string, unknown>; warnings: string[] } {
+  if ('version' in found) return { details: { consulVersion: found.version }, warnings: [] };
+  return {
+    details: { consulVersionUnknown: found.unknown },
+    warnings: [
+      `consul ${access.address}: the Consul version is unknown and the manifest says so (${found.unknown}); ` +
+        'grant the token agent:read (agent_prefix "" { policy = "read" }) to record it',
+    ],
+  };
+}
+
+/**
+ * What Consul says about the freshness of a stale read: with `?stale`, a server without a known leader
+ * still answers, and the backup may then miss the latest writes.
+ */
+export function staleReadFacts(access: ConsulAccess, response: IncomingMessage): { details: Record<string, unknown>; warnings: string[] } {
+  const known = header(response, 'x-consul-knownleader');
+  if (known !== 'false') return { details: {}, warnings: [] };
+  const contact = Number(header(response, 'x-consul-lastcontact'));
+  const lastContactMs = Number.isFinite(contact) ? contact : undefined;
+  return {
+    details: { knownLeader: false, ...(lastContactMs !== undefined ? { lastContactMs } : {}) },
+    warnings: [
+      `consul ${access.address}: answered a stale read without a known leader` +
+        `${lastContactMs !== undefined ? ` (last contact with a leader ${lastContactMs} ms ago)` : ''}; the backup may miss the latest writes`,
+    ],
+  };
+}
+
+function header(response: IncomingMessage, name: string): string | undefined {
+  const raw = response.headers[name];
+  return Array.isArray(raw) ? raw[0] : raw;
 }
