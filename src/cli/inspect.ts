@@ -34,9 +34,13 @@ export function inspectCommand(): Command {
       } else {
         summary = await inspectArtifact(await sniffArtifact(what), options.depth);
       }
+      // What the artifact says first; a backup's manifest fills in what the format does not record.
       const revision = summary.revision ?? manifest?.revision;
       const index = summary.index ?? manifest?.raftIndex;
-      if (ctx.json) return ctx.print(JSON.stringify({ ...summary, ...(manifest ? { backup: manifest.id, kind: manifest.kind } : {}) }, null, 2));
+      if (ctx.json) {
+        const origin = { ...(revision !== undefined ? { revision } : {}), ...(index !== undefined ? { index } : {}) };
+        return ctx.print(JSON.stringify({ ...summary, ...origin, ...(manifest ? { backup: manifest.id, kind: manifest.kind } : {}) }, null, 2));
+      }
       ctx.print(
         [
           `${manifest ? `backup ${manifest.id}, ` : ''}${summary.format}` +

@@ -7,6 +7,8 @@ import type { KvRecord } from './record.js';
 
 /** Consul's raft message type for KV entries (agent/structs: KVSRequestType). */
 const KVS = 2;
+/** raft's SnapshotMeta version (SnapshotVersionMax), the only one Consul has written. */
+const SNAPSHOT_VERSION = 1;
 
 interface DirEntry {
   Key?: Uint8Array | string;
@@ -20,7 +22,9 @@ interface DirEntry {
  * The KV entries inside a Consul snapshot (gzip(tar(meta.json, state.bin, SHA256SUMS))), read as the
  * archive streams: state.bin is a msgpack header followed by (type byte, msgpack value) records; type 2
  * records are KV entries, every other type is skipped. SHA256SUMS is checked on the way, and the
- * iteration fails at the end if it does not match. Strings are read raw so values keep their bytes.
+ * iteration fails at the end if it does not match, or if meta.json is not raft snapshot version 1;
+ * anything else that does not fit this layout is refused as damaged or unknown (all exit 4). Strings
+ * are read raw so values keep their bytes.
  */
 export async function* readConsulSnapshotKv(input: Readable, label: string, onMeta?: (meta: ConsulSnapshotMeta | undefined) => void): AsyncIterable<KvRecord> {
   const check = verifyConsulSnapshot(label);
@@ -47,11 +51,28 @@ export async function* readConsulSnapshotKv(input: Readable, label: string, onMe
   parser.on('drain', () => check.resume());
   check.on('end', () => parser.end());
 
-  const entry = await stateBin;
-  if (!entry) {
-    await finished.catch((err: unknown) => {
+  // The archive's own check (members, SHA256SUMS, meta.json), once the whole stream has been read.
+  const verdict = (): Promise<void> =>
+    finished.catch((err: unknown) => {
       throw err instanceof IntegrityError ? err : new IntegrityError(`${label}: not a Consul snapshot (${(err as Error).message})`);
     });
+  try {
+    yield* stateRecords(await stateBin, verdict, label);
+    await verdict();
+  } finally {
+    input.destroy(); // a pass given up early still closes the file
+  }
+  const meta = check.meta();
+  if (meta?.Version !== SNAPSHOT_VERSION) {
+    throw new IntegrityError(`${label}: meta.json says snapshot version ${String(meta?.Version)}; kvdr reads raft snapshot version ${SNAPSHOT_VERSION} (unknown snapshot layout)`);
+  }
+  onMeta?.(meta);
+}
+
+/** The KV entries of state.bin: a msgpack header, then (type byte, msgpack value) pairs. */
+async function* stateRecords(entry: ReadEntry | undefined, verdict: () => Promise<void>, label: string): AsyncIterable<KvRecord> {
+  if (!entry) {
+    await verdict();
     throw new IntegrityError(`${label}: the archive has no state.bin; it is not a Consul snapshot`);
   }
   let first = true;
@@ -59,7 +80,8 @@ export async function* readConsulSnapshotKv(input: Readable, label: string, onMe
   try {
     for await (const value of decodeMultiStream<undefined>(entry, { rawStrings: true })) {
       if (first) {
-        first = false; // the SnapshotHeader
+        first = false;
+        if (!isMap(value)) throw new IntegrityError(`${label}: state.bin does not start with a snapshot header; unknown snapshot layout`);
         continue;
       }
       if (type === undefined) {
@@ -67,15 +89,25 @@ export async function* readConsulSnapshotKv(input: Readable, label: string, onMe
         type = value;
         continue;
       }
-      if (type === KVS) yield toRecord(value as DirEntry, label);
+      if (type === KVS) {
+        if (!isMap(value)) throw new IntegrityError(`${label}: a KV record of state.bin is not a map; unknown snapshot layout`);
+        yield toRecord(value as DirEntry, label);
+      }
       type = undefined;
     }
+    if (type !== undefined) throw new IntegrityError(`${label}: state.bin ends after a type byte; the snapshot is damaged`);
   } catch (err) {
+    // A tampered archive often fails to decode before its end is reached: read on, so that a
+    // SHA256SUMS mismatch is what is reported, rather than a decoding error it caused.
+    entry.resume();
+    await verdict();
     if (err instanceof IntegrityError) throw err;
     throw new IntegrityError(`${label}: state.bin cannot be decoded (${(err as Error).message}); the snapshot is damaged or of an unknown layout`);
   }
-  await finished;
-  onMeta?.(check.meta());
+}
+
+function isMap(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
 }
 
 function toRecord(entry: DirEntry, label: string): KvRecord {

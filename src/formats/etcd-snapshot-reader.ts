@@ -1,38 +1,46 @@
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { IntegrityError } from '../util/errors.js';
-import { walkBucket, topLevelBucket, type BucketRoot } from './bbolt/bucket-walker.js';
+import { leafPages, topLevelBucket, type BucketRoot } from './bbolt/bucket-walker.js';
 import { PageFile } from './bbolt/page-file.js';
-import { SNAPSHOT_TRAILER_BYTES } from './etcd-snapshot.js';
+import { hasSnapshotTrailer, SNAPSHOT_TRAILER_BYTES, verifySnapshotTrailer } from './etcd-snapshot.js';
 import type { KvRecord } from './record.js';
 
 export interface EtcdSnapshotFile {
-  /** The highest revision in the snapshot. */
+  /** The highest revision in the snapshot, once a pass of `records` has read to the end. */
   revision(): number;
   /**
    * The live keys under a prefix — the newest revision of each, deleted keys dropped — in revision
-   * order. Two passes over the key bucket: the first remembers, per key, which revision is newest;
-   * the second yields those. Memory holds that index of keys, never values.
+   * order. Two passes over the key bucket: the first remembers, per live key in scope, the revision
+   * of its newest put; the second yields those. Memory is therefore O(live keys under the prefix),
+   * never values: each key is held as a latin1 string mapped to a small integer, about 50 bytes plus
+   * the key's length (some 80 MiB of heap for a million 20-byte keys). Pages are read on demand, so
+   * the file's size does not count.
    */
   records(prefix?: Buffer): AsyncIterable<KvRecord>;
   close(): Promise<void>;
 }
 
+export interface OpenSnapshotOptions {
+  /** The caller has already checked the sha256 trailer (while inflating a gzipped copy, say). */
+  trailerVerified?: boolean;
+}
+
 /**
  * Opens an etcd snapshot as stored (bbolt database + etcd's 32-byte sha256 trailer), after checking
- * the trailer: a file whose hash does not match is refused (exit 4) before anything reads it.
+ * the trailer: a file whose hash does not match is refused (exit 4) before anything reads it. A
+ * damaged database whose hash matches (written damaged) is refused as it is read, also with exit 4.
  */
-export async function openEtcdSnapshot(path: string, label: string): Promise<EtcdSnapshotFile> {
+export async function openEtcdSnapshot(path: string, label: string, options: OpenSnapshotOptions = {}): Promise<EtcdSnapshotFile> {
   const file = await open(path, 'r');
   try {
     const size = (await file.stat()).size;
-    if (size % 512 !== SNAPSHOT_TRAILER_BYTES) {
+    if (!hasSnapshotTrailer(size)) {
       throw new IntegrityError(`${label}: ${size} bytes is not a bbolt database plus etcd's 32-byte sha256 trailer; the file is truncated or not an etcd snapshot`);
     }
-    const dataBytes = size - SNAPSHOT_TRAILER_BYTES;
-    await checkTrailer(path, file, dataBytes, label);
-    const pages = await PageFile.open(file, dataBytes, label);
+    if (!options.trailerVerified) await checkTrailer(path, label);
+    const pages = await PageFile.open(file, size - SNAPSHOT_TRAILER_BYTES, label);
     const keyBucket = await topLevelBucket(pages, 'key', label);
     if (!keyBucket) throw new IntegrityError(`${label}: the database has no "key" bucket; it is not an etcd snapshot`);
     let highest = 0;
@@ -47,24 +55,53 @@ export async function openEtcdSnapshot(path: string, label: string): Promise<Etc
   }
 }
 
+const REVISION_KEY_BYTES = 17; // main u64 BE, '_', sub u64 BE
+const TOMBSTONE_KEY_BYTES = 18; // ... then 't'
+const YIELDED = -1; // no revision is negative
+
 async function* liveRecords(pages: PageFile, bucket: BucketRoot, prefix: Buffer, label: string, seen: (revision: number) => void): AsyncIterable<KvRecord> {
-  const newest = new Map<string, string>(); // key (latin1) → revision key (latin1) of its newest entry, '' once deleted
-  for await (const entry of walkBucket(pages, bucket, label)) {
-    const kv = decodeKeyValue(entry.value, label);
-    seen(Number(entry.key.readBigUInt64BE(0)));
-    if (!startsWith(kv.key, prefix)) continue;
-    newest.set(kv.key.toString('latin1'), entry.key.length === 18 && entry.key[17] === 0x74 /* 't' */ ? '' : entry.key.toString('latin1'));
+  // Key (latin1, so any bytes round-trip) → main revision of its newest put. A revision is a small
+  // integer stored inside the Map's entry, so a key costs its string and the entry, nothing more.
+  // A key deleted last is dropped: the Map holds live keys only. etcd allows one change per key per
+  // revision, so the main revision alone names the entry.
+  const newest = new Map<string, number>();
+  for await (const entries of leafPages(pages, bucket, label)) {
+    for (const entry of entries) {
+      const revision = mainRevision(entry.key, label);
+      seen(revision);
+      const key = decodeKeyValue(entry.value, label, true).key;
+      if (!startsWith(key, prefix)) continue;
+      if (entry.key.length === TOMBSTONE_KEY_BYTES) newest.delete(key.toString('latin1'));
+      else newest.set(key.toString('latin1'), revision);
+    }
   }
-  for await (const entry of walkBucket(pages, bucket, label)) {
-    const kv = decodeKeyValue(entry.value, label);
-    if (!startsWith(kv.key, prefix)) continue;
-    if (newest.get(kv.key.toString('latin1')) !== entry.key.toString('latin1')) continue;
-    yield kv;
+  for await (const entries of leafPages(pages, bucket, label)) {
+    for (const entry of entries) {
+      if (entry.key.length === TOMBSTONE_KEY_BYTES) continue;
+      const key = decodeKeyValue(entry.value, label, true).key;
+      if (!startsWith(key, prefix)) continue;
+      const name = key.toString('latin1');
+      if (newest.get(name) !== mainRevision(entry.key, label)) continue;
+      newest.set(name, YIELDED); // each key once (overwritten in place: deleting would make V8 rebuild the Map)
+      yield decodeKeyValue(entry.value, label);
+    }
   }
 }
 
-/** mvccpb.KeyValue: 1 key, 2 create_revision, 3 mod_revision, 4 version, 5 value, 6 lease. */
-export function decodeKeyValue(bytes: Buffer, label: string): Required<Pick<KvRecord, 'key' | 'value' | 'lease' | 'createRevision' | 'modRevision' | 'version'>> {
+/** The main revision of a `key` bucket entry (its bucket key is the revision, see the format notes). */
+function mainRevision(revisionKey: Buffer, label: string): number {
+  const length = revisionKey.length;
+  if ((length !== REVISION_KEY_BYTES && length !== TOMBSTONE_KEY_BYTES) || revisionKey[8] !== 0x5f /* '_' */ || (length === TOMBSTONE_KEY_BYTES && revisionKey[17] !== 0x74) /* 't' */) {
+    throw new IntegrityError(`${label}: an entry of the "key" bucket is keyed by ${length} bytes that are not a revision; the snapshot is damaged or from an unknown etcd`);
+  }
+  return revisionKey.readUInt32BE(0) * 2 ** 32 + revisionKey.readUInt32BE(4);
+}
+
+/**
+ * mvccpb.KeyValue: 1 key, 2 create_revision, 3 mod_revision, 4 version, 5 value, 6 lease. With
+ * `keyOnly`, stops once the key is read (etcd writes it first), for passes that only look at keys.
+ */
+export function decodeKeyValue(bytes: Buffer, label: string, keyOnly = false): Required<Pick<KvRecord, 'key' | 'value' | 'lease' | 'createRevision' | 'modRevision' | 'version'>> {
   const out: { key: Buffer; value: Buffer; lease: string; createRevision: number; modRevision: number; version: number } = {
     key: Buffer.alloc(0),
     value: Buffer.alloc(0),
@@ -89,10 +126,13 @@ export function decodeKeyValue(bytes: Buffer, label: string): Required<Pick<KvRe
     const wire = tag & 7;
     if (wire === 2) {
       const length = Number(varint());
+      if (at + length > bytes.length) throw new IntegrityError(`${label}: a KeyValue field runs ${at + length - bytes.length} bytes past its record; the snapshot is damaged`);
       const data = bytes.subarray(at, at + length);
       at += length;
-      if (field === 1) out.key = data;
-      else if (field === 5) out.value = data;
+      if (field === 1) {
+        out.key = data;
+        if (keyOnly) break;
+      } else if (field === 5) out.value = data;
     } else if (wire === 0) {
       const n = varint();
       if (field === 2) out.createRevision = Number(n);
@@ -110,10 +150,8 @@ function startsWith(key: Buffer, prefix: Buffer): boolean {
   return key.length >= prefix.length && prefix.compare(key, 0, prefix.length) === 0;
 }
 
-async function checkTrailer(path: string, file: FileHandle, dataBytes: number, label: string): Promise<void> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { start: 0, end: dataBytes - 1 })) hash.update(chunk as Buffer);
-  const trailer = Buffer.alloc(SNAPSHOT_TRAILER_BYTES);
-  await file.read(trailer, 0, SNAPSHOT_TRAILER_BYTES, dataBytes);
-  if (!hash.digest().equals(trailer)) throw new IntegrityError(`${label}: sha256 trailer mismatch; the snapshot is corrupt and nothing was read from it`);
+async function checkTrailer(path: string, label: string): Promise<void> {
+  const check = verifySnapshotTrailer(label, 'nothing was read from it');
+  check.resume(); // only the verdict matters, not the bytes
+  await pipeline(createReadStream(path), check);
 }

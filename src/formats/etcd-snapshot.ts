@@ -11,38 +11,48 @@ export interface SnapshotCheck {
   digest(): string | undefined;
 }
 
+/** `etcdctl snapshot save`'s rule: a bbolt database is whole 512-byte blocks, so the trailer shows as `size % 512 == 32`. */
+export function hasSnapshotTrailer(bytes: number): boolean {
+  return bytes % 512 === SNAPSHOT_TRAILER_BYTES;
+}
+
 /**
  * Passes an etcd snapshot through unchanged while checking its trailer: etcd appends sha256(db) as
- * the last 32 bytes, and `etcdctl snapshot save` requires `size % 512 == 32`. The last 32 bytes are
- * held back until the end so that a mismatch fails the stream before its final bytes are released.
+ * the last 32 bytes. The last 32 bytes are held back until the end so that a mismatch fails the
+ * stream before its final bytes are released. `outcome` ends the refusal: what became of the snapshot.
  */
-export function verifySnapshotTrailer(label = 'etcd snapshot'): Transform & SnapshotCheck {
+export function verifySnapshotTrailer(label = 'etcd snapshot', outcome = 'was not stored'): Transform & SnapshotCheck {
   const hash = createHash('sha256');
   let held: Buffer = Buffer.alloc(0);
   let dbBytes = 0;
   let digest: string | undefined;
+  const release = (out: Buffer): void => {
+    hash.update(out);
+    dbBytes += out.length;
+    transform.push(out);
+  };
   const transform = new Transform({
     transform(chunk: Buffer, _encoding, done: TransformCallback) {
-      const joined = held.length === 0 ? chunk : Buffer.concat([held, chunk]);
-      const release = joined.length - SNAPSHOT_TRAILER_BYTES;
-      if (release <= 0) {
-        held = joined;
-        return done();
+      // Only the held tail is copied: chunks of a multi-GB snapshot pass through as they are.
+      if (chunk.length >= SNAPSHOT_TRAILER_BYTES) {
+        if (held.length > 0) release(held);
+        release(chunk.subarray(0, chunk.length - SNAPSHOT_TRAILER_BYTES));
+        held = Buffer.from(chunk.subarray(chunk.length - SNAPSHOT_TRAILER_BYTES));
+      } else {
+        const joined = Buffer.concat([held, chunk]);
+        if (joined.length > SNAPSHOT_TRAILER_BYTES) release(joined.subarray(0, joined.length - SNAPSHOT_TRAILER_BYTES));
+        held = joined.subarray(Math.max(0, joined.length - SNAPSHOT_TRAILER_BYTES));
       }
-      const out = joined.subarray(0, release);
-      held = Buffer.from(joined.subarray(release));
-      hash.update(out);
-      dbBytes += out.length;
-      done(null, out);
+      done();
     },
     flush(done: TransformCallback) {
       const total = dbBytes + held.length;
-      if (held.length < SNAPSHOT_TRAILER_BYTES || total % 512 !== SNAPSHOT_TRAILER_BYTES) {
+      if (held.length < SNAPSHOT_TRAILER_BYTES || !hasSnapshotTrailer(total)) {
         return done(new IntegrityError(`${label}: ${total} bytes is not a bbolt database plus a 32-byte sha256 trailer; the stream was cut short or is not an etcd snapshot`));
       }
       const actual = hash.digest();
       if (!actual.equals(held)) {
-        return done(new IntegrityError(`${label}: sha256 trailer mismatch (etcd sent ${held.toString('hex').slice(0, 16)}…, data hashes to ${actual.toString('hex').slice(0, 16)}…); the snapshot is corrupt and was not stored`));
+        return done(new IntegrityError(`${label}: sha256 trailer mismatch (the trailer says ${held.toString('hex').slice(0, 16)}…, the data hashes to ${actual.toString('hex').slice(0, 16)}…); the snapshot is corrupt and ${outcome}`));
       }
       digest = actual.toString('hex');
       done(null, held);

@@ -1,10 +1,4 @@
-import { createReadStream } from 'node:fs';
-import { createGunzip } from 'node:zlib';
-import { readKvdrExport } from '../formats/kvdr-export-reader.js';
-import { readConsulSnapshotKv } from '../formats/consul-state-reader.js';
-import { openEtcdSnapshot } from '../formats/etcd-snapshot-reader.js';
-import type { KvRecord } from '../formats/record.js';
-import { openRecords, type LocalArtifact } from './local-artifact.js';
+import { openArtifact, type LocalArtifact } from './local-artifact.js';
 
 export interface PrefixSummary {
   prefix: string;
@@ -27,10 +21,9 @@ export async function inspectArtifact(artifact: LocalArtifact, depth = 1): Promi
   const prefixes = new Map<string, PrefixSummary>();
   let keys = 0;
   let bytes = 0;
-  let revision: number | undefined;
-  let index: number | undefined;
-  const count = async (records: AsyncIterable<KvRecord>): Promise<void> => {
-    for await (const record of records) {
+  const reader = openArtifact(artifact);
+  try {
+    for await (const record of reader.records()) {
       const prefix = topPrefix(record.key.toString('utf8'), depth);
       const size = record.key.length + record.value.length;
       const entry = prefixes.get(prefix) ?? { prefix, keys: 0, bytes: 0 };
@@ -40,29 +33,12 @@ export async function inspectArtifact(artifact: LocalArtifact, depth = 1): Promi
       keys++;
       bytes += size;
     }
-  };
-  if (artifact.format === 'etcd-snapshot' && !artifact.gzip) {
-    const snapshot = await openEtcdSnapshot(artifact.path, artifact.label);
-    try {
-      await count(snapshot.records());
-      revision = snapshot.revision();
-    } finally {
-      await snapshot.close();
-    }
-  } else if (artifact.format === 'consul-snapshot') {
-    await count(readConsulSnapshotKv(createReadStream(artifact.path), artifact.label, (meta) => (index = meta?.Index)));
-  } else if (artifact.format === 'etcd-export') {
-    const raw = createReadStream(artifact.path);
-    const reader = readKvdrExport(artifact.gzip ? raw.pipe(createGunzip()) : raw, artifact.label);
-    revision = (await reader.header()).revision;
-    await count(reader.records);
-  } else {
-    await count(openRecords(artifact));
+  } finally {
+    await reader.close();
   }
   return {
     format: artifact.format,
-    ...(revision !== undefined ? { revision } : {}),
-    ...(index !== undefined ? { index } : {}),
+    ...reader.origin(),
     keys,
     bytes,
     prefixes: [...prefixes.values()].sort((a, b) => a.prefix.localeCompare(b.prefix)),

@@ -7,7 +7,8 @@ import { pipeline } from 'node:stream/promises';
 import { constants, createGunzip, gunzipSync } from 'node:zlib';
 import { readConsulExport } from '../formats/consul-export-reader.js';
 import { readConsulSnapshotKv } from '../formats/consul-state-reader.js';
-import { openEtcdSnapshot } from '../formats/etcd-snapshot-reader.js';
+import { openEtcdSnapshot, type EtcdSnapshotFile } from '../formats/etcd-snapshot-reader.js';
+import { verifySnapshotTrailer } from '../formats/etcd-snapshot.js';
 import { readKvdrExport } from '../formats/kvdr-export-reader.js';
 import { readPxDump } from '../formats/px-dump.js';
 import type { KvRecord } from '../formats/record.js';
@@ -24,57 +25,105 @@ export interface LocalArtifact {
   label: string;
 }
 
-/**
- * Reads an artifact's records from the start; each call is a fresh pass over the file. `prefix`
- * lets a native-snapshot reader skip keys early (it indexes the keys it may yield); other formats
- * are filtered by the caller.
- */
-export function openRecords(artifact: LocalArtifact, prefix?: Buffer): AsyncIterable<KvRecord> {
-  if (artifact.format === 'etcd-snapshot') return etcdSnapshotRecords(artifact, prefix);
-  if (artifact.format === 'consul-snapshot') return readConsulSnapshotKv(createReadStream(artifact.path), artifact.label);
-  const raw = createReadStream(artifact.path);
-  const input: Readable = artifact.gzip ? raw.pipe(createGunzip()) : raw;
-  if (artifact.gzip) raw.on('error', (err) => input.destroy(err));
-  switch (artifact.format) {
-    case 'px-dump':
-      return readPxDump(input, artifact.label);
-    case 'consul-export':
-      return readConsulExport(input, artifact.label);
-    case 'etcd-export':
-      return readKvdrExport(input, artifact.label).records;
-  }
+/** An artifact opened for any number of passes over its records. */
+export interface ArtifactReader {
+  readonly artifact: LocalArtifact;
+  /**
+   * A fresh pass over the records. `prefix` lets a native-snapshot reader skip keys early (it
+   * indexes the keys it may yield); other formats are filtered by the caller.
+   */
+  records(prefix?: Buffer): AsyncIterable<KvRecord>;
+  /** The etcd revision or Consul raft index the artifact records, once a pass has read it to the end. */
+  origin(): { revision?: number; index?: number };
+  /** Closes the file and removes any temp copy; safe to call twice (a later pass would start afresh). */
+  close(): Promise<void>;
 }
 
-/** bbolt needs random access: a gzipped snapshot is first inflated into a private temp file. */
-async function* etcdSnapshotRecords(artifact: LocalArtifact, prefix: Buffer | undefined): AsyncIterable<KvRecord> {
-  let path = artifact.path;
-  let dir: string | undefined;
-  if (artifact.gzip) {
-    dir = await mkdtemp(join(tmpdir(), 'kvdr-snapshot-'));
-    path = join(dir, 'snapshot.db');
-    await pipeline(createReadStream(artifact.path), createGunzip(), createWriteStream(path, { mode: 0o600 }));
-  }
-  try {
-    const snapshot = await openEtcdSnapshot(path, artifact.label);
-    try {
-      yield* snapshot.records(prefix);
-    } finally {
-      await snapshot.close();
+/**
+ * Opens an artifact for several passes (a restore plans, then replays). What opening costs is paid
+ * once, on the first pass: a gzipped etcd snapshot is inflated into a private temp file, checking
+ * its trailer on the way, and the same open snapshot serves every later pass until `close`.
+ */
+export function openArtifact(artifact: LocalArtifact): ArtifactReader {
+  let snapshot: Promise<{ file: EtcdSnapshotFile; dir?: string }> | undefined;
+  let revision: number | undefined;
+  let index: number | undefined;
+  const etcdSnapshot = (): Promise<{ file: EtcdSnapshotFile; dir?: string }> => (snapshot ??= openNativeSnapshot(artifact));
+
+  async function* records(prefix?: Buffer): AsyncIterable<KvRecord> {
+    switch (artifact.format) {
+      case 'etcd-snapshot': {
+        const { file } = await etcdSnapshot();
+        yield* file.records(prefix);
+        revision = file.revision();
+        return;
+      }
+      case 'consul-snapshot':
+        yield* readConsulSnapshotKv(createReadStream(artifact.path), artifact.label, (meta) => (index = meta?.Index));
+        return;
+      case 'etcd-export': {
+        const reader = readKvdrExport(inflated(artifact), artifact.label);
+        revision = (await reader.header()).revision;
+        yield* reader.records;
+        return;
+      }
+      case 'px-dump':
+        yield* readPxDump(inflated(artifact), artifact.label);
+        return;
+      case 'consul-export':
+        yield* readConsulExport(inflated(artifact), artifact.label);
+        return;
     }
-  } finally {
-    if (dir) await rm(dir, { recursive: true, force: true });
+  }
+
+  return {
+    artifact,
+    records,
+    origin: () => ({ ...(revision !== undefined ? { revision } : {}), ...(index !== undefined ? { index } : {}) }),
+    close: async () => {
+      const opened = await snapshot?.catch(() => undefined);
+      snapshot = undefined;
+      await opened?.file.close();
+      if (opened?.dir) await rm(opened.dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The file's bytes, inflated on the fly when it is gzipped. */
+function inflated(artifact: LocalArtifact): Readable {
+  const raw = createReadStream(artifact.path);
+  if (!artifact.gzip) return raw;
+  const input = raw.pipe(createGunzip());
+  raw.on('error', (err) => input.destroy(err));
+  input.on('close', () => raw.destroy()); // a pass given up early still closes the file
+  return input;
+}
+
+/**
+ * bbolt needs random access: a gzipped snapshot is inflated into a private temp file, its trailer
+ * checked in the same pass so the copy is never read twice. A failed inflation leaves nothing behind.
+ */
+async function openNativeSnapshot(artifact: LocalArtifact): Promise<{ file: EtcdSnapshotFile; dir?: string }> {
+  if (!artifact.gzip) return { file: await openEtcdSnapshot(artifact.path, artifact.label) };
+  const dir = await mkdtemp(join(tmpdir(), 'kvdr-snapshot-'));
+  try {
+    const path = join(dir, 'snapshot.db');
+    const check = verifySnapshotTrailer(artifact.label, 'nothing was read from it');
+    await pipeline(createReadStream(artifact.path), createGunzip(), check, createWriteStream(path, { mode: 0o600 }));
+    return { file: await openEtcdSnapshot(path, artifact.label, { trailerVerified: true }), dir };
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
   }
 }
 
 /** The header prefix of a kvdr export: the scope its keys were taken from. */
 export async function exportScope(artifact: LocalArtifact): Promise<string> {
-  const raw = createReadStream(artifact.path);
-  const input: Readable = artifact.gzip ? raw.pipe(createGunzip()) : raw;
+  const input = inflated(artifact);
   try {
     const header = await readKvdrExport(input, artifact.label).header();
     return Buffer.from(header.prefix, 'base64').toString('utf8');
   } finally {
-    raw.destroy();
     input.destroy();
   }
 }

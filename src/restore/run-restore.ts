@@ -10,7 +10,7 @@ import { ExitCode } from '../util/exit-codes.js';
 import type { Logger } from '../util/logger.js';
 import { progress } from '../util/progress.js';
 import { KeyScope } from './key-scope.js';
-import { openRecords, type LocalArtifact } from './local-artifact.js';
+import { openArtifact, type LocalArtifact } from './local-artifact.js';
 import { otherPaths, planRestore, TopLevelCounts, type RestorePlan } from './plan.js';
 import { replay, ReplayError } from './replay.js';
 
@@ -73,9 +73,11 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
   let safetyBackupId: string | undefined;
   let deleted = 0;
   let written = 0;
+  // One reader for both passes (plan, then replay): a gzipped snapshot is inflated and checked once.
+  const reader = openArtifact(request.artifact);
   try {
     logger.info({ artifact: request.artifact.label, scope: scopeText }, 'checking the artifact');
-    const plan = await planRestore(openRecords(request.artifact, keyScope.from), keyScope, target);
+    const plan = await planRestore(reader.records(keyScope.from), keyScope, target);
     const existing = await target.inspectScope(scope);
     if (plan.leased > 0) logger.warn({ leased: plan.leased }, `${plan.leased} keys had etcd leases; they are restored without a lease`);
 
@@ -127,7 +129,7 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
     if (existing.count > 0) deleted = await target.deleteScope(scope);
     const bar = progress(`restoring into ${target.description}`, plan.records, logger);
     try {
-      written = await replay(openRecords(request.artifact, keyScope.from), keyScope, target, plan.records, (n) => bar.update(n));
+      written = await replay(reader.records(keyScope.from), keyScope, target, plan.records, (n) => bar.update(n));
     } finally {
       bar.stop();
     }
@@ -140,6 +142,8 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
     await recordRestoreFailure(request, { ...subject, deleted, written: failedAfter, safetyBackupId }, err);
     if (safetyBackupId && err instanceof Error) err.message += ` (the keys that were there are in safety backup ${safetyBackupId})`;
     throw err;
+  } finally {
+    await reader.close();
   }
 }
 

@@ -1,10 +1,11 @@
 import { execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { create, list } from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readConsulSnapshotKv } from '../../src/formats/consul-state-reader.js';
 import { connectEtcd } from '../../src/sources/etcd/connect.js';
@@ -59,6 +60,44 @@ describe('Consul snapshot reader (state.bin) and kvdr inspect', () => {
     expect(summary.format).toBe('consul-snapshot');
     expect(summary.keys).toBe((await consulPairs(consul.address, '')).size);
     expect(summary.prefixes.map((p) => [p.prefix, p.keys])).toEqual([['other/', 1], ['pwx/', summary.keys - 1]]);
+    const meta = JSON.parse((await members(file)).get('meta.json')?.toString() ?? '') as { Index: number };
+    expect(summary.index).toBe(meta.Index);
+    expect((await kvdr(['inspect', file])).stdout).toMatch(new RegExp(`^consul-snapshot, raft index ${meta.Index}\\n${summary.keys} keys, `));
+  });
+
+  it('refuses a tampered, foreign, damaged or unknown-layout Consul snapshot in one line', async () => {
+    const original = await members(file);
+    const state = original.get('state.bin') as Buffer;
+    const at = state.indexOf('overwritten 0');
+    expect(at).toBeGreaterThan(0);
+    const cases: [string, Map<string, Buffer>, { resum: boolean; code: number; message: RegExp }][] = [
+      ['tampered-value.snap', change(original, 'state.bin', Buffer.concat([state.subarray(0, at), Buffer.from('overwritten X'), state.subarray(at + 13)])), { resum: false, code: 4, message: /SHA256SUMS mismatch for state\.bin .*; the snapshot is corrupt/ }],
+      // Tampered where decoding fails first: the archive's verdict is still what is reported.
+      ['tampered-header.snap', change(original, 'state.bin', Buffer.concat([Buffer.from([0xc1]), state.subarray(1)])), { resum: false, code: 4, message: /SHA256SUMS mismatch for state\.bin/ }],
+      ['undecodable.snap', change(original, 'state.bin', Buffer.concat([Buffer.from([0xc1]), state.subarray(1)])), { resum: true, code: 4, message: /state\.bin cannot be decoded .*; the snapshot is damaged or of an unknown layout$/ }],
+      ['truncated-state.snap', change(original, 'state.bin', state.subarray(0, Math.floor(state.length / 2))), { resum: true, code: 4, message: /state\.bin (cannot be decoded|ends after a type byte)/ }],
+      ['no-header.snap', change(original, 'state.bin', Buffer.concat([Buffer.from([0x01]), state.subarray(1)])), { resum: true, code: 4, message: /state\.bin does not start with a snapshot header; unknown snapshot layout$/ }],
+      ['bad-meta.snap', change(original, 'meta.json', Buffer.from('{not json')), { resum: true, code: 4, message: /meta\.json is not valid JSON$/ }],
+      ['meta-version.snap', change(original, 'meta.json', Buffer.from(JSON.stringify({ ...JSON.parse(original.get('meta.json')?.toString() ?? '') as object, Version: 2 }))), { resum: true, code: 4, message: /meta\.json says snapshot version 2; kvdr reads raft snapshot version 1 \(unknown snapshot layout\)$/ }],
+      ['no-state.snap', change(original, 'state.bin', undefined), { resum: true, code: 4, message: /archive lacks state\.bin; the stream was cut short or is not a Consul snapshot$/ }],
+      ['extra-member.snap', new Map([...original, ['notes.txt', Buffer.from('hello')]]), { resum: true, code: 4, message: /unexpected archive member "notes\.txt"; this is not a Consul snapshot$/ }],
+      // Not recognised as a snapshot at all: a usage error (exit 2) before any reader runs.
+      ['foreign.tar.gz', new Map([['hello.txt', Buffer.from('hello')]]), { resum: false, code: 2, message: /not an artifact kvdr can restore/ }],
+    ];
+    for (const [name, content, want] of cases) {
+      const path = await pack(join(dir, name), content, want.resum);
+      const { code, stdout, stderr } = await kvdr(['inspect', path]);
+      expect(code, name).toBe(want.code);
+      expect(stdout, name).toBe('');
+      expect(stderr.trimEnd().split('\n'), name).toHaveLength(1);
+      expect(stderr.trimEnd(), name).toMatch(new RegExp(`^kvdr: ${name.replace(/\./g, '\\.')}: `));
+      expect(stderr.trimEnd(), name).toMatch(want.message);
+    }
+    // The reader itself refuses the foreign archive too, when it is handed one.
+    const foreign = readConsulSnapshotKv(createReadStream(join(dir, 'foreign.tar.gz')), 'foreign.tar.gz');
+    await expect((async () => {
+      for await (const _ of foreign) void _;
+    })()).rejects.toThrow(/^foreign\.tar\.gz: unexpected archive member "hello\.txt"; this is not a Consul snapshot$/);
   });
 
   it('inspect reads a backup by id from the repository, and an etcd snapshot file', async () => {
@@ -89,6 +128,27 @@ describe('Consul snapshot reader (state.bin) and kvdr inspect', () => {
     client.close();
     expect(summary.keys).toBe(live); // the shared etcd is quiet while files run one at a time
     expect(summary.revision).toBeGreaterThan(0);
+  });
+
+  it('inspect --json of a gzipped etcd-snapshot backup by id carries the revision the snapshot holds', async () => {
+    const repo = join(dir, 'snap-repo');
+    const config = join(dir, 'snap.yaml');
+    await writeFile(
+      config,
+      `sources: [{name: e, type: etcd, endpoints: ["${requireEnv('KVDR_ETCD_ENDPOINT')}"]}]\n` +
+        `repositories: [{name: local, type: fs, path: ${repo}}]\n` +
+        `jobs: [{name: snap, source: e, kind: etcd-snapshot, compression: gzip, schedule: "0 * * * *", repository: local}]\n`,
+    );
+    const id = (await kvdr(['--config', config, 'backup', 'snap'])).stdout.trim();
+    const stored = (await readdir(repo, { recursive: true })).find((f) => f.endsWith(`${id}.db.gz`));
+    expect(stored).toBeDefined();
+    const byId = await kvdr(['--config', config, 'inspect', id, '--json']);
+    expect(byId.stderr).toBe('');
+    const summary = JSON.parse(byId.stdout) as { backup: string; kind: string; format: string; revision: number; keys: number; prefixes: unknown[] };
+    const fromFile = JSON.parse((await kvdr(['inspect', join(repo, stored as string), '--json'])).stdout) as typeof summary;
+    expect(summary).toMatchObject({ backup: id, kind: 'etcd-snapshot', format: 'etcd-snapshot', revision: fromFile.revision, keys: fromFile.keys, prefixes: fromFile.prefixes });
+    expect(summary.revision).toBeGreaterThan(0);
+    expect((await kvdr(['--config', config, 'inspect', id])).stdout).toMatch(new RegExp(`^backup ${id}, etcd-snapshot, revision ${summary.revision}\\n`));
   });
 
   it('--mode native restores a whole Consul snapshot into an empty agent, and refuses a populated one without --force', async () => {
@@ -154,3 +214,42 @@ describe('Consul snapshot reader (state.bin) and kvdr inspect', () => {
     expect((JSON.parse(list.stdout) as unknown[]).length).toBe(1);
   });
 });
+
+/** The members of a Consul snapshot archive, in archive order. */
+async function members(path: string): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  await list({
+    file: path,
+    onReadEntry: (entry) => {
+      const parts: Buffer[] = [];
+      entry.on('data', (chunk: Buffer) => parts.push(chunk));
+      entry.on('end', () => out.set(entry.path, Buffer.concat(parts)));
+    },
+  });
+  return out;
+}
+
+/** A copy of an archive's members with one replaced (or, given undefined, left out). */
+function change(from: Map<string, Buffer>, name: string, content: Buffer | undefined): Map<string, Buffer> {
+  const out = new Map(from);
+  if (content === undefined) out.delete(name);
+  else out.set(name, content);
+  return out;
+}
+
+/** Writes members as Consul does — gzip(tar) — with SHA256SUMS recomputed for them when `resum`. */
+async function pack(path: string, content: Map<string, Buffer>, resum: boolean): Promise<string> {
+  const staging = await mkdtemp(join(tmpdir(), 'kvdr-snap-members-'));
+  try {
+    const files = new Map(content);
+    if (resum) {
+      const sums = [...files].filter(([name]) => name !== 'SHA256SUMS').map(([name, bytes]) => `${createHash('sha256').update(bytes).digest('hex')}  ${name}\n`);
+      files.set('SHA256SUMS', Buffer.from(sums.join('')));
+    }
+    for (const [name, bytes] of files) await writeFile(join(staging, name), bytes);
+    await create({ gzip: true, file: path, cwd: staging, portable: true }, [...files.keys()]);
+    return path;
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
