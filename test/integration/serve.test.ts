@@ -1,5 +1,5 @@
 import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,15 @@ import { startEtcd } from '../harness/etcd-instance.js';
 import { requireEnv, uniqueName } from '../harness/namespace.js';
 import { freePorts } from '../harness/ports.js';
 import { waitFor } from '../harness/wait.js';
+
+/** `kvdr serve` on a config, its stderr collected. */
+function startServe(config: string, env: NodeJS.ProcessEnv = process.env): { child: ChildProcess; logs: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [`${PROJECT_ROOT}dist/cli/kvdr.js`, '--config', config, 'serve'], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let logs = '';
+  child.stderr?.on('data', (d: Buffer) => (logs += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, logs: () => logs, exited };
+}
 
 describe('kvdr serve', () => {
   let dir: string;
@@ -39,17 +48,14 @@ describe('kvdr serve', () => {
         `       {name: broken, source: down, kind: etcd-export, schedule: "0 0 * * *", repository: local, retries: 0}]\n` +
         `service: {listen: "127.0.0.1:${port}"}\n`,
     );
-    const child = spawn(process.execPath, [`${PROJECT_ROOT}dist/cli/kvdr.js`, '--config', config, 'serve'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let logs = '';
-    child.stderr.on('data', (d: Buffer) => (logs += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const { child, logs, exited } = startServe(config);
     const store = new FsStore({ path: repo });
     try {
       const deadline = Date.now() + 20_000;
       while ((await readCatalog(store)).length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
       const catalog = await readCatalog(store);
-      expect(catalog.length, logs).toBeGreaterThanOrEqual(3);
-      expect(logs).toContain('missed a slot: running it now');
+      expect(catalog.length, logs()).toBeGreaterThanOrEqual(3);
+      expect(logs()).toContain('missed a slot: running it now');
 
       const get = async (path: string): Promise<{ status: number; text: string }> => {
         const res = await fetch(`http://127.0.0.1:${port}${path}`);
@@ -77,7 +83,7 @@ describe('kvdr serve', () => {
       child.kill('SIGTERM');
     }
     expect(await exited).toBe(0);
-    expect(logs).toContain('scheduler stopped');
+    expect(logs()).toContain('scheduler stopped');
     // Every listed backup is whole: its artifact is there with the size its manifest records.
     for (const manifest of await readCatalog(store)) expect((await store.head(manifest.repository.key))?.size).toBe(manifest.bytes.stored);
   });
@@ -96,15 +102,12 @@ describe('kvdr serve', () => {
         `pxDumps: {dirs: [${dumps}], node: n1, stableSeconds: 1}\n` +
         `service: {listen: "127.0.0.1:${port}"}\n`,
     );
-    const child = spawn(process.execPath, [`${PROJECT_ROOT}dist/cli/kvdr.js`, '--config', config, 'serve'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let logs = '';
-    child.stderr.on('data', (d: Buffer) => (logs += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const { child, logs, exited } = startServe(config);
     const store = new FsStore({ path: repo });
     try {
       // The catch-up run at start finds nothing (a dump arriving during it is collected once it ends);
       // the next slot is months away.
-      await waitFor(() => Promise.resolve(logs.includes('scheduler started')), 'the service to start', 20_000);
+      await waitFor(() => Promise.resolve(logs().includes('scheduler started')), 'the service to start', 20_000);
       await copyFile(`${PROJECT_ROOT}test/fixtures/pxdump/pwx_kvdb_2018-05-25T22:59:08Z.dump`, join(dumps, 'pwx_kvdb_2018-05-25T22:59:08Z.dump'));
       await waitFor(async () => (await readCatalog(store)).length === 1, 'the dump to be collected', 20_000);
       const [manifest] = await readCatalog(store);
@@ -129,16 +132,13 @@ describe('kvdr serve', () => {
         `service: {listen: "127.0.0.1:${port}"}\n`,
     );
     const env = { ...process.env, AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's' };
-    const child = spawn(process.execPath, [`${PROJECT_ROOT}dist/cli/kvdr.js`, '--config', config, 'serve'], { stdio: ['ignore', 'pipe', 'pipe'], env });
-    let logs = '';
-    child.stderr.on('data', (d: Buffer) => (logs += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const { child, logs, exited } = startServe(config, env);
     try {
-      await waitFor(() => Promise.resolve(logs.includes('HTTP status on')), 'the service to listen', 20_000);
+      await waitFor(() => Promise.resolve(logs().includes('HTTP status on')), 'the service to listen', 20_000);
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
-      expect(logs).toContain('SIGTERM: stopping the scheduler');
-      expect(logs).not.toContain('scheduler started');
+      expect(logs()).toContain('SIGTERM: stopping the scheduler');
+      expect(logs()).not.toContain('scheduler started');
     } finally {
       child.kill('SIGKILL');
       blackhole.close();
@@ -165,10 +165,7 @@ describe('kvdr serve', () => {
         `service: {listen: "127.0.0.1:${port}", shutdownGraceSeconds: 0}\n`,
     );
     const env = { ...process.env, AWS_ACCESS_KEY_ID: requireEnv('KVDR_S3_ACCESS_KEY'), AWS_SECRET_ACCESS_KEY: requireEnv('KVDR_S3_SECRET_KEY') };
-    const child = spawn(process.execPath, [`${PROJECT_ROOT}dist/cli/kvdr.js`, '--config', config, 'serve'], { stdio: ['ignore', 'pipe', 'pipe'], env });
-    let logs = '';
-    child.stderr.on('data', (d: Buffer) => (logs += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const { child, logs, exited } = startServe(config, env);
     try {
       // The catch-up run starts at once; stop the service while it is still streaming 150 MiB through gzip.
       const deadline = Date.now() + 20_000;
@@ -177,7 +174,7 @@ describe('kvdr serve', () => {
       }
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
-      expect(logs).toContain('aborting them');
+      expect(logs()).toContain('aborting them');
       if (bucket) {
         const store = new S3Store(bucket.repository());
         expect(await readCatalog(store)).toEqual([]);
@@ -214,8 +211,7 @@ describe('kvdr serve', () => {
         `service: {listen: "127.0.0.1:${port}"}\n`,
     );
     const env = { ...process.env, AWS_ACCESS_KEY_ID: requireEnv('KVDR_S3_ACCESS_KEY'), AWS_SECRET_ACCESS_KEY: requireEnv('KVDR_S3_SECRET_KEY') };
-    const child = spawn(process.execPath, [`${PROJECT_ROOT}dist/cli/kvdr.js`, '--config', config, 'serve'], { stdio: ['ignore', 'ignore', 'pipe'], env });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const { child, exited } = startServe(config, env);
     const metric = async (pattern: RegExp): Promise<number> => {
       const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => '');
       return Number(pattern.exec(text)?.[1] ?? 0);
