@@ -27,7 +27,9 @@ export async function openEtcdExport(source: SourceConfig, scope: string): Promi
     revision: range.revision() ?? 0,
     createdAt: new Date().toISOString(),
   }));
-  const bytes = pipeline(Readable.from(range.pages), writer, () => undefined);
+  // One page queued at a time: an object stream's default of 16 would buffer 16 pages (~200 MiB) when
+  // the upload is slower than etcd, and memory would grow with the keyspace.
+  const bytes = pipeline(Readable.from(range.pages, { highWaterMark: 1 }), writer, () => undefined);
   return {
     endpoints: source.endpoints,
     extension: '.ndjson',

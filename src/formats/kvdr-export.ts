@@ -66,6 +66,8 @@ export function exportWriter(header: () => ExportHeader): ExportWriter {
   };
   const transform = new Transform({
     writableObjectMode: true,
+    // A page is thousands of records: queue one, not the object-mode default of 16.
+    writableHighWaterMark: 1,
     readableObjectMode: false,
     transform(input: KvRecord | KvRecord[], _encoding, done: TransformCallback) {
       start(this);
