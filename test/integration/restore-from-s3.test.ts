@@ -133,6 +133,29 @@ describe('restore-from-s3', () => {
     expect(await etcdState(etcd)).toEqual(before);
   });
 
+  it('applies the same rules to native snapshots: exit 3 into a populated scope, --force replaces it (Consul into Consul)', async () => {
+    const before = await etcdState(etcd);
+    const etcdAbort = await kvdr(['--config', configPath, 'restore-from-s3', '--latest', '--job', 'snap', '--target', `etcd:${requireEnv('KVDR_ETCD_ENDPOINT')}`], env());
+    expect(etcdAbort.code).toBe(ExitCode.ScopeNotEmpty);
+    expect(await etcdState(etcd)).toEqual(before);
+
+    const consul = requireEnv('KVDR_CONSUL_ADDR');
+    const restore = (...extra: string[]): ReturnType<typeof kvdr> =>
+      kvdr(['--config', configPath, 'restore-from-s3', '--latest', '--job', 'consul-snap', '--target', `consul:${consul}`, ...extra], env());
+    const consulBefore = await consulPairs(consul, consulPrefix);
+    const consulAbort = await restore();
+    expect(consulAbort.code).toBe(ExitCode.ScopeNotEmpty);
+    expect(consulAbort.stderr).toContain(`2 keys already exist under "${consulPrefix}"`);
+    expect(await consulPairs(consul, consulPrefix)).toEqual(consulBefore);
+
+    await consulPut(consul, `${consulPrefix}a`, 'drifted', undefined, 1);
+    await consulPut(consul, `${consulPrefix}new`, 'not in the backup');
+    const forced = await restore('--force', '--no-safety-backup');
+    expect(forced.stderr).not.toMatch(/^kvdr: /m);
+    expect(forced.code).toBe(0);
+    expect(await consulPairs(consul, consulPrefix)).toEqual(consulBefore);
+  });
+
   it('exits 4 and leaves the target untouched when the stored artifact is corrupt', async () => {
     const list = await kvdr(['--config', configPath, 'backups', 'list', '--job', 'export', '--json'], env());
     const manifest = (JSON.parse(list.stdout) as Manifest[])[0] as Manifest;
