@@ -257,5 +257,30 @@ describe('scheduler (fake clock)', () => {
     await scheduler.close();
     expect(runs).toEqual(['2026-11-24T06:00:00.000Z']); // 07:00 in Berlin is 06:00 UTC in winter
   });
+  it('catches up drills after the backups they test, not beside them', async () => {
+    const events: string[] = [];
+    const drillConfig = configSchema.parse({
+      sources: [{ name: 's', type: 'etcd', endpoints: ['http://127.0.0.1:2379'] }],
+      repositories: [{ name: 'r', type: 'fs', path: '/tmp/unused' }],
+      jobs: [
+        { name: 'drill', source: 's', kind: 'restore-test', schedule: '0 4 * * 0', drill: { job: 'hourly', toPrefix: 'scratch/' }, retries: 0 },
+        { name: 'hourly', source: 's', kind: 'etcd-export', schedule: '0 * * * *', repository: 'r', retries: 0 },
+      ],
+    });
+    const scheduler = new Scheduler({
+      config: drillConfig,
+      logger: quietLogger,
+      lastSuccess: () => Promise.resolve(undefined),
+      runJob: async (job) => {
+        events.push(`${job.name} start`);
+        await new Promise((resolve) => setTimeout(resolve, 5_000));
+        events.push(`${job.name} end`);
+      },
+    });
+    await scheduler.start();
+    await vi.advanceTimersByTimeAsync(11_000);
+    await scheduler.close();
+    expect(events).toEqual(['hourly start', 'hourly end', 'drill start', 'drill end']);
+  });
 });
 
