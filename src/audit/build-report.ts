@@ -1,4 +1,4 @@
-import type { KvdrConfig } from '../config/schema.js';
+import { isBackupJob, type KvdrConfig } from '../config/schema.js';
 import { VERSION } from '../util/version.js';
 import type { AuditEvent } from './audit-log.js';
 import { gatherAuditInputs, type AuditInputs } from './audit-inputs.js';
@@ -18,7 +18,7 @@ export async function buildAuditReport(config: KvdrConfig, since: Date, until: D
 
 export function judge(inputs: AuditInputs): AuditReport {
   const histories = jobHistories(inputs);
-  const backupJobs = histories.filter((h) => h.job.kind !== 'restore-test');
+  const backupJobs = histories.filter((h) => isBackupJob(h.job));
   const controls: ControlResult[] = [
     ...coverage(inputs, histories),
     ...backupJobs.flatMap((h) => PER_BACKUP_JOB.map((control) => control(inputs, h))),
@@ -62,7 +62,7 @@ function backupJobRows(inputs: AuditInputs, histories: readonly JobHistory[]): B
   for (const { job, backups, failures } of histories) {
     const repository = inputs.config.repositories.find((r) => r.name === job.repository);
     const region = repository?.type === 's3' ? repository.region : '';
-    const base = { resourceType: job.kind, resourceId: job.source, backupPlan: job.name, backupVaultName: job.repository ?? '', region };
+    const base = { resourceType: job.kind, resourceId: job.source ?? '', backupPlan: job.name, backupVaultName: job.repository ?? '', region };
     for (const b of backups.filter((x) => inPeriod(inputs, x.finishedAt))) {
       rows.push({
         ...base,

@@ -26,8 +26,9 @@ export interface JobHistory {
   firstSeen: Date | undefined;
 }
 
+/** Backup jobs and drills; a verify job's evidence is the verify events the INTEGRITY control reads. */
 export function jobHistories(inputs: AuditInputs): JobHistory[] {
-  return inputs.config.jobs.map((job) => {
+  return inputs.config.jobs.filter((job) => job.kind !== 'verify').map((job) => {
     const byId = new Map<string, BackupRecord>();
     for (const event of inputs.events) {
       if (event.type !== 'backup' || event.subject['job'] !== job.name) continue;

@@ -36,6 +36,7 @@ export async function runBackup(options: RunBackupOptions): Promise<Manifest> {
   const job = findJob(options.config, options.job);
   if (job.kind === 'px-dumps') throw new UsageError(`job ${job.name} collects PX dumps; it can store several backups per run (kvdr backup handles it)`);
   if (job.kind === 'restore-test') throw new UsageError(`job ${job.name} is a restore drill, not a backup (kvdr backup handles it)`);
+  if (job.kind === 'verify') throw new UsageError(`job ${job.name} verifies backups, it does not take one (kvdr backup handles it)`);
   const source = options.config.sources.find((s) => s.name === job.source) as SourceConfig;
   const repository = options.config.repositories.find((r) => r.name === job.repository) as RepositoryConfig;
   const store = openStore(repository);

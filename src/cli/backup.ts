@@ -4,7 +4,7 @@ import { onTerminationSignal } from './signals.js';
 
 export function backupCommand(): Command {
   return new Command('backup')
-    .description('run one configured job now and print the backup id (one per collected dump for px-dumps jobs; a restore-test job runs its drill)')
+    .description('run one configured job now and print the backup id (one per collected dump for px-dumps jobs; a restore-test job runs its drill, a verify job its checks)')
     .argument('<job>', 'name of a job in the config')
     .action(async (job: string, _options: unknown, command: Command) => {
       const { runJob } = await import('../scheduler/run-job.js');
@@ -26,6 +26,8 @@ export function backupCommand(): Command {
             );
             return;
           }
+          case 'verify':
+            return ctx.print(outcome.results.length === 0 ? 'no backups to verify' : `verified ${outcome.results.length} backups: each matches its manifest`);
           case 'restore-test': {
             const { drill } = outcome;
             return ctx.print(

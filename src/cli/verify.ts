@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { IntegrityError, UsageError } from '../util/errors.js';
+import { UsageError } from '../util/errors.js';
 import { formatBytes, renderTable } from '../util/table.js';
 import { contextFor } from './context.js';
 import { parsePositiveInt } from './options.js';
@@ -19,7 +19,7 @@ export function verifyCommand(): Command {
     .action(async (flags: VerifyFlags, command: Command) => {
       const chosen = [flags.backup !== undefined, flags.all === true, flags.sample !== undefined].filter(Boolean).length;
       if (chosen !== 1) throw new UsageError('give exactly one of --backup <id>, --all or --sample <n>');
-      const { verifyBackups } = await import('../audit/verify-backups.js');
+      const { assertVerified, verifyBackups } = await import('../audit/verify-backups.js');
       const ctx = contextFor(command);
       const config = await ctx.config();
       const selection = flags.backup !== undefined ? { backup: flags.backup } : flags.all ? { all: true as const } : { sample: flags.sample as number };
@@ -27,9 +27,6 @@ export function verifyCommand(): Command {
       if (ctx.json) ctx.print(JSON.stringify(results, null, 2));
       else if (results.length === 0) ctx.print('no backups to verify');
       else ctx.print(renderTable(['BACKUP', 'JOB', 'RESULT', 'SIZE', 'CHECKS'], results.map((r) => [r.backup, r.job, r.result, formatBytes(r.bytes), r.result === 'ok' ? r.checks.join(', ') : r.detail])));
-      const bad = results.filter((r) => r.result !== 'ok');
-      if (bad.length > 0) {
-        throw new IntegrityError(`${bad.length} of ${results.length} backups failed verification (${bad.map((r) => `${r.backup}: ${r.result}`).join('; ')}); restore from another backup and find out what changed the repository`);
-      }
+      assertVerified(results);
     });
 }

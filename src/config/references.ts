@@ -1,5 +1,5 @@
 import { ConfigError } from '../util/errors.js';
-import type { KvdrConfig, SourceConfig } from './schema.js';
+import { isBackupJob, type KvdrConfig, type SourceConfig } from './schema.js';
 
 /** Checks what a schema cannot see: unique names and references between sections. */
 export function checkReferences(config: KvdrConfig): void {
@@ -11,6 +11,7 @@ export function checkReferences(config: KvdrConfig): void {
   const repositories = new Set(config.repositories.map((r) => r.name));
 
   config.jobs.forEach((job, i) => {
+    if (job.source === undefined) return; // a verify job: it reads repositories only
     const source = sources.get(job.source);
     if (!source) fail(`jobs[${i}].source`, `no source named "${job.source}"; define it under sources`, [...sources.keys()]);
     if (job.repository !== undefined && !repositories.has(job.repository)) {
@@ -41,8 +42,8 @@ function checkDrill(config: KvdrConfig, i: number, target: SourceConfig): void {
   const drill = config.jobs[i]?.drill;
   if (!drill) return;
   const tested = config.jobs.find((j) => j.name === drill.job);
-  const backupJobs = config.jobs.filter((j) => j.kind !== 'restore-test').map((j) => j.name);
-  if (!tested || tested.kind === 'restore-test') fail(`jobs[${i}].drill.job`, `no backup job named "${drill.job}"`, backupJobs);
+  const backupJobs = config.jobs.filter(isBackupJob).map((j) => j.name);
+  if (!tested || !isBackupJob(tested)) fail(`jobs[${i}].drill.job`, `no backup job named "${drill.job}"`, backupJobs);
   const live = config.sources.find((s) => s.name === tested.source);
   const sameCluster = live !== undefined && (live.name === target.name || live.endpoints.some((e) => target.endpoints.includes(e)));
   if (sameCluster && drill.toPrefix === undefined) {

@@ -3,9 +3,14 @@ import { validate as isValidCron } from 'node-cron';
 
 export const SOURCE_TYPES = ['etcd', 'consul'] as const;
 export const BACKUP_KINDS = ['etcd-snapshot', 'etcd-export', 'consul-snapshot', 'consul-export', 'px-dumps'] as const;
-export const JOB_KINDS = [...BACKUP_KINDS, 'restore-test'] as const;
+export const JOB_KINDS = [...BACKUP_KINDS, 'restore-test', 'verify'] as const;
 export type BackupKind = (typeof BACKUP_KINDS)[number];
 export type JobKind = (typeof JOB_KINDS)[number];
+
+/** Jobs that store backups (not drills, not verify runs). */
+export function isBackupJob<J extends { kind: JobKind }>(job: J): job is J & { kind: BackupKind } {
+  return (BACKUP_KINDS as readonly string[]).includes(job.kind);
+}
 
 const name = z
   .string()
@@ -94,8 +99,8 @@ export const retentionSchema = z.strictObject({
 export const jobSchema = z
   .strictObject({
     name,
-    /** Backup jobs: the source backed up. restore-test jobs: the cluster the drill restores into. */
-    source: z.string().min(1),
+    /** Backup jobs: the source backed up. restore-test jobs: the cluster the drill restores into. Not for verify jobs. */
+    source: z.string().min(1).optional(),
     kind: z.enum(JOB_KINDS),
     schedule: z.string().refine((s) => isValidCron(s), 'not a valid cron expression (5 fields, or 6 with seconds)'),
     timezone: z.string().min(1).default('UTC'),
@@ -116,11 +121,26 @@ export const jobSchema = z
         toPrefix: z.string().regex(/^.+\/$/, "must end with '/' (drills restore under <toPrefix><run id>/)").optional(),
       })
       .optional(),
+    /** verify jobs: which backups each run re-reads and checks, across every repository. @defaultValue {sample: 3} */
+    verify: z
+      .strictObject({
+        /** Backups chosen at random on each run. */
+        sample: z.number().int().min(1).optional(),
+        /** Every backup on each run. */
+        all: z.literal(true).optional(),
+      })
+      .refine((v) => (v.sample === undefined) !== (v.all === undefined), 'give exactly one of sample: <n> or all: true')
+      .optional(),
   })
   .superRefine((job, ctx) => {
     if (job.kind === 'restore-test' && !job.drill) ctx.addIssue({ code: 'custom', path: ['drill'], message: 'a restore-test job names the job it tests: drill: {job: <name>}' });
     if (job.kind !== 'restore-test' && job.drill) ctx.addIssue({ code: 'custom', path: ['drill'], message: 'only restore-test jobs have a drill' });
-    if (job.kind !== 'restore-test' && job.repository === undefined) ctx.addIssue({ code: 'custom', path: ['repository'], message: 'name the repository this job stores its backups in' });
+    if (isBackupJob(job) && job.repository === undefined) ctx.addIssue({ code: 'custom', path: ['repository'], message: 'name the repository this job stores its backups in' });
+    if (job.kind !== 'verify' && job.source === undefined) ctx.addIssue({ code: 'custom', path: ['source'], message: 'name the source this job works on' });
+    if (job.kind === 'verify' && (job.source !== undefined || job.repository !== undefined)) {
+      ctx.addIssue({ code: 'custom', path: [job.source !== undefined ? 'source' : 'repository'], message: 'a verify job checks backups in every repository; remove it' });
+    }
+    if (job.kind !== 'verify' && job.verify) ctx.addIssue({ code: 'custom', path: ['verify'], message: 'only verify jobs have a verify block' });
   });
 
 export const configSchema = z.strictObject({

@@ -1,8 +1,10 @@
 import { recordAuditEvent } from '../audit/audit-repository.js';
+import { assertVerified, verifyBackups } from '../audit/verify-backups.js';
 import { collectPxDumps, type CollectResult } from '../backup/collect-px-dumps.js';
 import { findJob, runBackup } from '../backup/run-backup.js';
 import type { KvdrConfig } from '../config/schema.js';
 import type { Manifest } from '../repository/manifest.js';
+import type { VerifyResult } from '../repository/verify-backup.js';
 import { runRestoreDrill, type DrillResult } from '../restore/restore-drill.js';
 import { KvdrError, oneLine } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -19,12 +21,13 @@ export interface RunJobOptions {
 export type JobOutcome =
   | { kind: 'backup'; manifests: Manifest[] }
   | { kind: 'px-dumps'; manifests: Manifest[]; collected: CollectResult }
-  | { kind: 'restore-test'; drill: DrillResult };
+  | { kind: 'restore-test'; drill: DrillResult }
+  | { kind: 'verify'; results: VerifyResult[] };
 
 /**
  * Runs one configured job of any kind, from the scheduler or `kvdr backup`, and records it in the
  * audit trail: one backup event per stored backup, one backup-failed event when the run fails (drills
- * record their own). The trail is what the audit counts runs, failures and deletions from.
+ * and verify runs record their own). The trail is what the audit counts runs, failures and deletions from.
  */
 export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
   const { config, logger } = options;
@@ -32,6 +35,11 @@ export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
   const run = options.run ?? { trigger: 'manual' };
   const signal = options.signal ? { signal: options.signal } : {};
   if (job.kind === 'restore-test') return { kind: 'restore-test', drill: await runRestoreDrill({ config, job, logger, ...signal }) };
+  if (job.kind === 'verify') {
+    const results = await verifyBackups(config, job.verify?.all ? { all: true } : { sample: job.verify?.sample ?? 3 }, logger, { verifyJob: job.name, ...run });
+    assertVerified(results);
+    return { kind: 'verify', results };
+  }
   const startedAt = new Date().toISOString();
   try {
     if (job.kind === 'px-dumps') {

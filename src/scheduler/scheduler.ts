@@ -1,5 +1,5 @@
 import { createTask, type ScheduledTask } from 'node-cron';
-import type { JobConfig, KvdrConfig } from '../config/schema.js';
+import { isBackupJob, type JobConfig, type KvdrConfig } from '../config/schema.js';
 import { oneLine } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { needsCatchUp, schedulePeriodMs } from './catch-up.js';
@@ -108,13 +108,13 @@ export class Scheduler {
       this.options.logger.info({ job: state.job.name, lastSuccess: last?.toISOString() ?? 'never' }, `${state.job.name} missed a slot: running it now`);
       return true;
     });
-    // A drill restores the latest backup of the job it tests: on a first start it would fail for want of
-    // one if it ran beside that job's catch-up, so drills catch up once the backups have.
+    // A drill restores the latest backup of the job it tests and a verify run re-reads backups: on a first
+    // start they would find none if they ran beside the backups' catch-up, so they catch up afterwards.
     const backups = due
-      .filter((s) => s.job.kind !== 'restore-test')
+      .filter((s) => isBackupJob(s.job))
       .map((s) => this.trigger(s.job.name, 'catch-up'))
       .filter((run): run is Promise<void> => run !== undefined);
-    const drills = due.filter((s) => s.job.kind === 'restore-test');
+    const drills = due.filter((s) => !isBackupJob(s.job));
     if (drills.length > 0) {
       void Promise.allSettled(backups).then(() => {
         for (const drill of drills) void this.trigger(drill.job.name, 'catch-up');

@@ -5,7 +5,7 @@ import { prune } from '../repository/prune.js';
 import { oneLine } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { runJob } from './run-job.js';
-import { readTrail } from '../audit/audit-log.js';
+import { readTrail, type AuditEvent } from '../audit/audit-log.js';
 import { auditRepository } from '../audit/audit-repository.js';
 import { DumpWatcher } from './dump-watcher.js';
 import type { Leadership } from './leadership.js';
@@ -23,7 +23,7 @@ export function backupScheduler(config: KvdrConfig, logger: Logger, overrides: P
     logger,
     runJob: async (job, signal, run) => {
       const outcome = await runJob({ config, job: job.name, logger, signal, run });
-      if (outcome.kind === 'restore-test') return {};
+      if (outcome.kind === 'restore-test' || outcome.kind === 'verify') return {};
       await applyRetention(config, job, logger, hooks);
       return { bytes: outcome.manifests.reduce((sum, m) => sum + m.bytes.stored, 0) };
     },
@@ -46,7 +46,8 @@ async function applyRetention(config: KvdrConfig, job: JobConfig, logger: Logger
 }
 
 async function lastSuccess(config: KvdrConfig, job: JobConfig): Promise<Date | undefined> {
-  if (job.kind === 'restore-test') return lastDrill(config, job.name);
+  if (job.kind === 'restore-test') return lastInTrail(config, (e) => e.type === 'drill' && e.subject['drill'] === job.name && e.subject['result'] === 'ok');
+  if (job.kind === 'verify') return lastInTrail(config, (e) => e.type === 'verify' && e.subject['verifyJob'] === job.name);
   const repository = config.repositories.find((r) => r.name === job.repository);
   if (!repository) return undefined;
   const store = openStore(repository);
@@ -58,13 +59,13 @@ async function lastSuccess(config: KvdrConfig, job: JobConfig): Promise<Date | u
   }
 }
 
-/** When the drill last succeeded, from the audit trail (drills leave no backups behind). */
-async function lastDrill(config: KvdrConfig, name: string): Promise<Date | undefined> {
+/** The newest matching event of the audit trail: drills and verify runs leave no backups behind. */
+async function lastInTrail(config: KvdrConfig, matches: (event: AuditEvent) => boolean): Promise<Date | undefined> {
   const store = openStore(auditRepository(config));
   try {
     let last: Date | undefined;
     for await (const item of readTrail(store)) {
-      if ('event' in item && item.event.type === 'drill' && item.event.subject['drill'] === name && item.event.subject['result'] === 'ok') last = new Date(item.event.time);
+      if ('event' in item && matches(item.event)) last = new Date(item.event.time);
     }
     return last;
   } finally {

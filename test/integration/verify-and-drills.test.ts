@@ -54,6 +54,7 @@ describe('verify and restore drills', () => {
           { name: 'exp', source: 'etcd', kind: 'etcd-export', schedule: '0 * * * *', repository: 'dr' },
           { name: 'drill-prefix', source: 'etcd', kind: 'restore-test', schedule: '0 4 * * 0', drill: { job: 'snap', toPrefix: scratch } },
           { name: 'drill-consul', source: 'scratch-consul', kind: 'restore-test', schedule: '0 4 * * 0', drill: { job: 'exp' } },
+          { name: 'verify-all', kind: 'verify', schedule: '15 5 * * *', verify: { all: true } },
         ],
       }),
     );
@@ -83,6 +84,14 @@ describe('verify and restore drills', () => {
     expect(stdout.trim().split('\n')).toHaveLength(2);
   });
 
+  it('a verify job checks every backup and records each result under its name', async () => {
+    const { code, stdout } = await cli('backup', 'verify-all');
+    expect(code).toBe(0);
+    expect(stdout.trim()).toBe('verified 2 backups: each matches its manifest');
+    const mine = (await trail()).filter((e) => e.type === 'verify' && e.subject['verifyJob'] === 'verify-all');
+    expect(mine.map((e) => [e.subject['job'], e.subject['result'], e.subject['trigger']]).sort()).toEqual([['exp', 'ok', 'manual'], ['snap', 'ok', 'manual']]);
+  });
+
   it('exits 4 naming a backup whose stored bytes changed, and records the mismatch', async () => {
     const store = new S3Store(bucket.repository());
     const [exp] = await readCatalog(store, { job: 'exp' });
@@ -100,6 +109,12 @@ describe('verify and restore drills', () => {
     expect(last?.type).toBe('verify');
     expect(last?.subject).toMatchObject({ backup: exp.id });
     expect(last?.subject['result']).not.toBe('ok');
+  });
+
+  it('a verify job fails with exit 4 when a backup no longer matches its manifest', async () => {
+    const { code, stderr } = await cli('backup', 'verify-all');
+    expect(code).toBe(ExitCode.Integrity);
+    expect(stderr.trim().split('\n').at(-1)).toMatch(/^kvdr: 1 of 2 backups failed verification \(\S+-exp-[0-9a-f]{6}: (mismatch|damaged)\)/);
   });
 
   it("finds an etcd snapshot whose own sha256 trailer does not match, even when the manifest's hash does", async () => {

@@ -28,7 +28,8 @@ describe('configuration', () => {
     const text = await readFile(new URL('../../config/kvdr.example.yaml', import.meta.url), 'utf8');
     const config = parseConfig(text, 'kvdr.example.yaml', { KVDR_ETCD_ENDPOINT: 'http://10.0.0.1:2379' });
     expect(config.sources[0]?.endpoints).toEqual(['http://10.0.0.1:2379']);
-    expect(config.jobs.map((j) => j.kind)).toEqual(['etcd-snapshot', 'etcd-export', 'consul-snapshot', 'consul-export', 'px-dumps', 'restore-test']);
+    expect(config.jobs.map((j) => j.kind)).toEqual(['etcd-snapshot', 'etcd-export', 'consul-snapshot', 'consul-export', 'px-dumps', 'restore-test', 'verify']);
+    expect(config.jobs.at(-1)?.verify).toEqual({ sample: 5 });
     expect(config.repositories[0]).toMatchObject({ type: 's3', bucket: 'kvdr-backups', partSizeMiB: 16 });
   });
 
@@ -51,7 +52,7 @@ describe('configuration', () => {
     const err = errorOf(minimal.replace('kind: etcd-snapshot', 'kind: etcd-snap'));
     expect(err.exitCode).toBe(ExitCode.Usage);
     expect(err.message).toBe(
-      'kvdr.yaml: jobs[0].kind: expected one of etcd-snapshot, etcd-export, consul-snapshot, consul-export, px-dumps, restore-test',
+      'kvdr.yaml: jobs[0].kind: expected one of etcd-snapshot, etcd-export, consul-snapshot, consul-export, px-dumps, restore-test, verify',
     );
   });
 
@@ -112,6 +113,17 @@ describe('configuration', () => {
     expect(errorOf(drill('drill: {job: nope, toPrefix: s/}')).message).toBe('kvdr.yaml: jobs[1].drill.job: no backup job named "nope" (known: hourly)');
     expect(errorOf(drill('drill: {job: hourly}')).message).toMatch(/^kvdr\.yaml: jobs\[1\]\.drill\.toPrefix: the drill would restore into "px-etcd", the cluster job hourly backs up/);
     expect(errorOf(minimal.replace(', repository: local}', '}')).message).toBe('kvdr.yaml: jobs[0].repository: name the repository this job stores its backups in');
+  });
+
+  it('takes verify jobs: no source, no repository, a sample or all', () => {
+    const verify = (extra: string): string => `${minimal}  - {name: verify, kind: verify, schedule: "15 5 * * *"${extra}}\n`;
+    expect(parseConfig(verify(''), 'kvdr.yaml', {}).jobs[1]).toMatchObject({ kind: 'verify' });
+    expect(parseConfig(verify(', verify: {all: true}'), 'kvdr.yaml', {}).jobs[1]?.verify).toEqual({ all: true });
+    expect(errorOf(verify(', verify: {all: true, sample: 2}')).message).toBe('kvdr.yaml: jobs[1].verify: give exactly one of sample: <n> or all: true');
+    expect(errorOf(verify(', source: px-etcd')).message).toBe('kvdr.yaml: jobs[1].source: a verify job checks backups in every repository; remove it');
+    expect(errorOf(verify(', repository: local')).message).toBe('kvdr.yaml: jobs[1].repository: a verify job checks backups in every repository; remove it');
+    expect(errorOf(`${minimal}  - {name: x, kind: etcd-export, schedule: "0 * * * *", repository: local}\n`).message).toBe('kvdr.yaml: jobs[1].source: name the source this job works on');
+    expect(errorOf(`${minimal}  - {name: x, source: px-etcd, kind: etcd-export, schedule: "0 * * * *", repository: local, verify: {sample: 1}}\n`).message).toBe('kvdr.yaml: jobs[1].verify: only verify jobs have a verify block');
   });
 
   it('rejects duplicate names', () => {

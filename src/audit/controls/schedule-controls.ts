@@ -1,3 +1,4 @@
+import { isBackupJob } from '../../config/schema.js';
 import type { AuditInputs } from '../audit-inputs.js';
 import { cronSlots } from '../cron-slots.js';
 import { inPeriod, str, type JobHistory } from '../job-history.js';
@@ -8,7 +9,7 @@ import { ageText, passOrFail, verdict } from './control.js';
 export function coverage(inputs: AuditInputs, histories: readonly JobHistory[]): ControlResult[] {
   return inputs.config.sources.map((source) => {
     const subject = { subjectType: 'source' as const, subject: source.name };
-    const jobs = histories.filter((h) => h.job.source === source.name && h.job.kind !== 'restore-test');
+    const jobs = histories.filter((h) => h.job.source === source.name && isBackupJob(h.job));
     if (jobs.length === 0) return verdict('COVERAGE', subject, 'FAIL', `no backup job backs up ${source.name}`);
     const evidence = jobs.map((h) => ({ ref: h.job.name, detail: `${h.job.kind}: ${h.backups.filter((b) => inPeriod(inputs, b.finishedAt)).length} backups in the period` }));
     const covered = jobs.filter((h) => h.backups.some((b) => inPeriod(inputs, b.finishedAt)));
