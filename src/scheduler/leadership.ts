@@ -155,7 +155,12 @@ export class EtcdLeadership extends ElectedLeadership {
       .if(key, 'Create', '==', 0)
       .then(this.etcd.put(key).value(this.id).lease(await this.slotLeaseId()))
       .else(this.etcd.get(key))
-      .commit();
+      .commit()
+      .catch((err: unknown) => {
+        // The lease may be gone (etcd restored, lease revoked): the next claim grants a new one.
+        if (/lease not found/i.test(oneLine(err))) this.slotLease = undefined;
+        throw err;
+      });
     if (result.succeeded) return true;
     return result.responses[0]?.response_range?.kvs[0]?.value.toString() === this.id;
   }
@@ -173,7 +178,14 @@ export class EtcdLeadership extends ElectedLeadership {
     if (!this.slotLease || Date.now() - this.slotLease.grantedAt > SLOT_LEASE_REUSE_MS) {
       this.slotLease = { lease: this.etcd.lease(SLOT_KEY_TTL_SECONDS, { autoKeepAlive: false }), grantedAt: Date.now() };
     }
-    return this.slotLease.lease.grant();
+    const current = this.slotLease;
+    try {
+      return await current.lease.grant();
+    } catch (err) {
+      // etcd3 keeps a failed grant and fails every later grant() of that lease at once: start afresh.
+      if (this.slotLease === current) this.slotLease = undefined;
+      throw err;
+    }
   }
 
   private runCampaign(): void {

@@ -2,8 +2,8 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { createServer as createHttpServer, request as httpRequest, type IncomingHttpHeaders, type Server as HttpServer } from 'node:http';
-import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createHttpServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
@@ -17,6 +17,7 @@ import { fillEtcd } from '../harness/etcd-fill.js';
 import { startEtcd, type EtcdInstance } from '../harness/etcd-instance.js';
 import { createTestBucket, minioClient } from '../harness/minio.js';
 import { requireEnv, uniqueName } from '../harness/namespace.js';
+import { listen, tcpRelay, type Relay } from '../harness/tcp-relay.js';
 
 /**
  * `kvdr backup` as an operator runs it, against real services that fail: each failure is one line on
@@ -267,54 +268,6 @@ async function credentialsDenying(action: string, bucket: string): Promise<{ acc
   } finally {
     sts.destroy();
   }
-}
-
-interface Relay {
-  port: number;
-  close(): Promise<void>;
-}
-
-async function listen(server: Server | HttpServer): Promise<number> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  return (server.address() as AddressInfo).port;
-}
-
-/**
- * A TCP relay on loopback to a local port. `downstream` makes a transform for each connection's
- * server-to-client bytes; `onBytes` sees the running total of those bytes.
- */
-async function tcpRelay(target: number, hooks: { downstream?: () => Transform; onBytes?: (total: number) => void }): Promise<Relay> {
-  const sockets = new Set<Socket>();
-  let total = 0;
-  const server = createServer((client) => {
-    const upstream = connect(target, '127.0.0.1');
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => {
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.pipe(upstream);
-    upstream.on('data', (chunk: Buffer) => {
-      total += chunk.length;
-      hooks.onBytes?.(total);
-    });
-    if (hooks.downstream) upstream.pipe(hooks.downstream()).pipe(client);
-    else upstream.pipe(client);
-  });
-  const port = await listen(server);
-  return {
-    port,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
 }
 
 type Corruption = 'database' | 'trailer';

@@ -7,6 +7,7 @@ import { quietLogger, testConfig } from '../harness/config.js';
 import { consulPut, startConsul, type ConsulInstance } from '../harness/consul-instance.js';
 import { startEtcd, type EtcdInstance } from '../harness/etcd-instance.js';
 import { uniqueName } from '../harness/namespace.js';
+import { tcpRelay } from '../harness/tcp-relay.js';
 import { waitFor } from '../harness/wait.js';
 
 function sourceFor(type: 'etcd' | 'consul', endpoint: string): SourceConfig {
@@ -56,6 +57,23 @@ describe('leader election and slot claims (etcd)', () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it('a slot claim that failed while etcd was unreachable does not fail the claims after it', async () => {
+    const relay = await tcpRelay(Number(new URL(etcd.endpoint).port));
+    const replica = new EtcdLeadership(sourceFor('etcd', `http://127.0.0.1:${relay.port}`), uniqueName('election'), 5, quietLogger);
+    try {
+      relay.cut();
+      await expect(replica.claimSlot('nightly', new Date('2026-11-24T11:00:00Z'))).rejects.toThrow();
+      relay.restore();
+      // The client's own backoff may hold a call or two; a poisoned lease would fail for an hour.
+      let claimed = false;
+      await waitFor(async () => (claimed = await replica.claimSlot('nightly', new Date('2026-11-24T12:00:00Z')).catch(() => false)), 'a claim to go through once etcd answers', 30_000);
+      expect(claimed).toBe(true);
+    } finally {
+      await replica.close();
+      await relay.close();
     }
   });
 
