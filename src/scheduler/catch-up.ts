@@ -1,4 +1,5 @@
 import { createTask } from 'node-cron';
+import { cronSlots } from './cron-slots.js';
 
 /** The time between two consecutive slots of a schedule, from the next two runs after `now`. */
 export function schedulePeriodMs(expression: string, timezone: string): number {
@@ -13,9 +14,26 @@ export function schedulePeriodMs(expression: string, timezone: string): number {
 }
 
 /**
- * On start, a job whose last success is older than its period runs once, so a service that was down
- * over a slot (or never ran the job) does not wait a whole period for the next one.
+ * The newest slot of a schedule at or before `now`. Looked for over two periods first (cheap even for a
+ * schedule with seconds), then over eight days, for schedules whose gaps are uneven (weekdays only).
  */
-export function needsCatchUp(lastSuccess: Date | undefined, periodMs: number, now: Date): boolean {
-  return lastSuccess === undefined || now.getTime() - lastSuccess.getTime() > periodMs;
+export function previousSlot(expression: string, timezone: string, now: Date): Date | undefined {
+  const period = schedulePeriodMs(expression, timezone);
+  for (const window of [2 * period + 60_000, Math.max(2 * period, 8 * 86_400_000)]) {
+    const slot = cronSlots(expression, timezone, new Date(now.getTime() - window), now).at(-1);
+    if (slot) return slot;
+  }
+  return undefined;
+}
+
+/**
+ * A job runs once now (on start, or when this replica becomes leader) when it has no success since its
+ * newest slot: the service was down over it, or leadership was unsure when it fired. A schedule so sparse
+ * that no slot is found falls back to comparing the last success with the period.
+ */
+export function needsCatchUp(lastSuccess: Date | undefined, expression: string, timezone: string, now: Date): boolean {
+  if (lastSuccess === undefined) return true;
+  const slot = previousSlot(expression, timezone, now);
+  if (slot) return lastSuccess.getTime() < slot.getTime();
+  return now.getTime() - lastSuccess.getTime() > schedulePeriodMs(expression, timezone);
 }

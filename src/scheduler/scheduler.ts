@@ -2,7 +2,7 @@ import { createTask, type ScheduledTask } from 'node-cron';
 import { isBackupJob, type JobConfig, type KvdrConfig } from '../config/schema.js';
 import { oneLine } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
-import { needsCatchUp, schedulePeriodMs } from './catch-up.js';
+import { needsCatchUp } from './catch-up.js';
 import { SingleReplica, type Leadership } from './leadership.js';
 import { withRetries, type RetryOptions } from './retry.js';
 
@@ -104,7 +104,7 @@ export class Scheduler {
     await this.refreshLastSuccess();
     const due = [...this.states.values()].filter((state) => {
       const last = state.status.lastSuccess === undefined ? undefined : new Date(state.status.lastSuccess);
-      if (!needsCatchUp(last, schedulePeriodMs(state.job.schedule, state.job.timezone), now())) return false;
+      if (!needsCatchUp(last, state.job.schedule, state.job.timezone, now())) return false;
       this.options.logger.info({ job: state.job.name, lastSuccess: last?.toISOString() ?? 'never' }, `${state.job.name} missed a slot: running it now`);
       return true;
     });

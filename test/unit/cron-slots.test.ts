@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cronSlots } from '../../src/audit/cron-slots.js';
+import { cronSlots } from '../../src/scheduler/cron-slots.js';
 
 const iso = (dates: Date[]): string[] => dates.map((d) => d.toISOString());
 

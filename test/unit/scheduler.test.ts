@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { configSchema, type JobConfig } from '../../src/config/schema.js';
-import { needsCatchUp, schedulePeriodMs } from '../../src/scheduler/catch-up.js';
+import { needsCatchUp, previousSlot, schedulePeriodMs } from '../../src/scheduler/catch-up.js';
 import { backoffDelay, withRetries } from '../../src/scheduler/retry.js';
 import type { Leadership } from '../../src/scheduler/leadership.js';
 import { Scheduler } from '../../src/scheduler/scheduler.js';
@@ -45,11 +45,17 @@ describe('catch-up', () => {
     expect(schedulePeriodMs('*/5 * * * * *', 'UTC')).toBe(5_000);
   });
 
-  it('runs once when the last success is older than one period, or there is none', () => {
-    const now = new Date('2026-11-23T12:00:00Z');
-    expect(needsCatchUp(undefined, 3_600_000, now)).toBe(true);
-    expect(needsCatchUp(new Date('2026-11-23T10:30:00Z'), 3_600_000, now)).toBe(true);
-    expect(needsCatchUp(new Date('2026-11-23T11:30:00Z'), 3_600_000, now)).toBe(false);
+  it('runs once when there is no success since the newest slot, or none at all', () => {
+    const now = new Date('2026-11-23T12:00:05Z');
+    expect(needsCatchUp(undefined, '0 * * * *', 'UTC', now)).toBe(true);
+    expect(needsCatchUp(new Date('2026-11-23T11:00:30Z'), '0 * * * *', 'UTC', now)).toBe(true); // the 12:00 slot was missed
+    expect(needsCatchUp(new Date('2026-11-23T12:00:02Z'), '0 * * * *', 'UTC', now)).toBe(false);
+    // Weekdays at 09:00: on Monday morning the newest slot is Friday's.
+    const monday = new Date('2026-11-23T08:00:00Z');
+    expect(previousSlot('0 9 * * 1-5', 'UTC', monday)?.toISOString()).toBe('2026-11-20T09:00:00.000Z');
+    expect(needsCatchUp(new Date('2026-11-20T09:00:40Z'), '0 9 * * 1-5', 'UTC', monday)).toBe(false);
+    expect(needsCatchUp(new Date('2026-11-19T09:00:40Z'), '0 9 * * 1-5', 'UTC', monday)).toBe(true);
+    expect(previousSlot('*/10 * * * * *', 'UTC', new Date('2026-11-23T12:00:05.500Z'))?.toISOString()).toBe('2026-11-23T12:00:00.000Z');
   });
 });
 
@@ -281,6 +287,39 @@ describe('scheduler (fake clock)', () => {
     await vi.advanceTimersByTimeAsync(11_000);
     await scheduler.close();
     expect(events).toEqual(['hourly start', 'hourly end', 'drill start', 'drill end']);
+  });
+  it('runs a slot that fired while leadership was unconfirmed once it is confirmed again', async () => {
+    let leader = true;
+    const listeners: ((leader: boolean) => void)[] = [];
+    const flip = (value: boolean): void => {
+      leader = value;
+      for (const listener of listeners) listener(value);
+    };
+    const runs: string[] = [];
+    const scheduler = new Scheduler({
+      config: config([{}]),
+      logger: quietLogger,
+      lastSuccess: () => Promise.resolve(new Date('2026-11-23T12:00:00.200Z')),
+      leadership: {
+        role: () => (leader ? 'leader' : 'follower'),
+        isLeader: () => leader,
+        onChange: (listener) => listeners.push(listener),
+        claimSlot: () => Promise.resolve(true),
+        close: () => Promise.resolve(),
+      },
+      runJob: () => {
+        runs.push(new Date().toISOString());
+        return Promise.resolve();
+      },
+    });
+    await scheduler.start();
+    await vi.advanceTimersByTimeAsync(4_500);
+    flip(false); // 12:00:05: the KVDB stalls; the 12:00:10 slot fires on no leader
+    await vi.advanceTimersByTimeAsync(7_000);
+    flip(true); // 12:00:12: confirmed again
+    await vi.advanceTimersByTimeAsync(9_000);
+    await scheduler.close();
+    expect(runs).toEqual(['2026-11-23T12:00:12.000Z', '2026-11-23T12:00:20.000Z']);
   });
 });
 

@@ -1,6 +1,6 @@
 import { isBackupJob } from '../../config/schema.js';
 import type { AuditInputs } from '../audit-inputs.js';
-import { cronSlots } from '../cron-slots.js';
+import { cronSlots } from '../../scheduler/cron-slots.js';
 import { inPeriod, str, type JobHistory } from '../job-history.js';
 import type { ControlResult, EvidenceRow } from '../report/audit-report.js';
 import { ageText, passOrFail, verdict } from './control.js';
