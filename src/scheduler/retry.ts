@@ -7,6 +7,8 @@ export interface RetryOptions {
   maxDelayMs?: number;
   /** Stops retrying: an aborted run is not retried. */
   signal?: AbortSignal;
+  /** Whether a failure may pass on a second try. @defaultValue every failure */
+  retryable?: (err: unknown) => boolean;
   /** For tests: the clock and the dice. */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   random?: () => number;
@@ -28,7 +30,7 @@ export async function withRetries<T>(action: (attempt: number) => Promise<T>, op
     try {
       return await action(attempt);
     } catch (err) {
-      if (attempt >= retries || options.signal?.aborted) throw err;
+      if (attempt >= retries || options.signal?.aborted || options.retryable?.(err) === false) throw err;
       const delay = backoffDelay(attempt, options.baseDelayMs ?? 2_000, options.maxDelayMs ?? 60_000, options.random);
       options.onRetry?.(attempt + 1, delay, err);
       await sleep(delay, options.signal);

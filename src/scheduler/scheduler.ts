@@ -1,6 +1,6 @@
 import { createTask, type ScheduledTask } from 'node-cron';
 import { isBackupJob, type JobConfig, type KvdrConfig } from '../config/schema.js';
-import { oneLine } from '../util/errors.js';
+import { IntegrityError, oneLine } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { needsCatchUp } from './catch-up.js';
 import { SingleReplica, type Leadership } from './leadership.js';
@@ -160,6 +160,9 @@ export class Scheduler {
       ...this.options.retry,
       retries: state.job.retries,
       signal: controller.signal,
+      // A stored backup that fails its check stays failed: another try (a verify job's next random
+      // sample) would only hide it.
+      retryable: (err) => !(err instanceof IntegrityError),
       onRetry: (attempt, delayMs, err) =>
         this.options.logger.warn({ job: name, attempt, delayMs }, `${name} failed (${oneLine(err)}); retry ${attempt} of ${state.job.retries} in ${Math.round(delayMs / 1000)}s`),
     })

@@ -47,7 +47,7 @@ async function applyRetention(config: KvdrConfig, job: JobConfig, logger: Logger
 
 async function lastSuccess(config: KvdrConfig, job: JobConfig): Promise<Date | undefined> {
   if (job.kind === 'restore-test') return lastInTrail(config, (e) => e.type === 'drill' && e.subject['drill'] === job.name && e.subject['result'] === 'ok');
-  if (job.kind === 'verify') return lastInTrail(config, (e) => e.type === 'verify' && e.subject['verifyJob'] === job.name);
+  if (job.kind === 'verify') return lastInTrail(config, (e) => e.type === 'verify' && e.subject['verifyJob'] === job.name && e.subject['result'] === 'ok');
   const repository = config.repositories.find((r) => r.name === job.repository);
   if (!repository) return undefined;
   const store = openStore(repository);

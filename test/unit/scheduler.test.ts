@@ -4,6 +4,7 @@ import { needsCatchUp, previousSlot, schedulePeriodMs } from '../../src/schedule
 import { backoffDelay, withRetries } from '../../src/scheduler/retry.js';
 import type { Leadership } from '../../src/scheduler/leadership.js';
 import { Scheduler } from '../../src/scheduler/scheduler.js';
+import { IntegrityError } from '../../src/util/errors.js';
 import { quietLogger } from '../harness/config.js';
 
 describe('retries', () => {
@@ -24,6 +25,16 @@ describe('retries', () => {
     expect(await withRetries(async () => (++calls < 3 ? Promise.reject(new Error('flaky')) : 'ok'), { retries: 3, sleep, random: () => 1, baseDelayMs: 100 })).toBe('ok');
     expect(sleeps).toEqual([100, 200]);
     await expect(withRetries(() => Promise.reject(new Error('down')), { retries: 2, sleep, random: () => 0 })).rejects.toThrow('down');
+  });
+
+  it('do not retry what the caller says cannot pass on a second try', async () => {
+    let calls = 0;
+    const failing = (): Promise<never> => {
+      calls++;
+      return Promise.reject(new Error('backup 1 no longer matches its manifest'));
+    };
+    await expect(withRetries(failing, { retries: 5, retryable: () => false, sleep: () => Promise.resolve() })).rejects.toThrow('no longer matches');
+    expect(calls).toBe(1);
   });
 
   it('stop retrying once aborted', async () => {
@@ -320,6 +331,24 @@ describe('scheduler (fake clock)', () => {
     await vi.advanceTimersByTimeAsync(9_000);
     await scheduler.close();
     expect(runs).toEqual(['2026-11-23T12:00:12.000Z', '2026-11-23T12:00:20.000Z']);
+  });
+  it('does not retry a run whose stored backup failed its check', async () => {
+    let attempts = 0;
+    const scheduler = new Scheduler({
+      config: config([{ retries: 3 }]),
+      logger: quietLogger,
+      lastSuccess: () => Promise.resolve(undefined),
+      retry: { sleep: () => Promise.resolve() },
+      runJob: () => {
+        attempts++;
+        return Promise.reject(new IntegrityError('1 of 3 backups failed verification'));
+      },
+    });
+    await scheduler.start();
+    await vi.advanceTimersByTimeAsync(100);
+    await scheduler.close();
+    expect(attempts).toBe(1);
+    expect(scheduler.status()[0]?.lastRun?.error).toBe('1 of 3 backups failed verification');
   });
 });
 
