@@ -7,7 +7,7 @@ export function backupCommand(): Command {
     .description('run one configured job now and print the backup id (one per collected dump for px-dumps jobs; a restore-test job runs its drill, a verify job its checks)')
     .argument('<job>', 'name of a job in the config')
     .action(async (job: string, _options: unknown, command: Command) => {
-      const { runJob } = await import('../scheduler/run-job.js');
+      const { incompleteCollection, runJob } = await import('../scheduler/run-job.js');
       const ctx = contextFor(command);
       const config = await ctx.config();
       const controller = new AbortController();
@@ -24,6 +24,8 @@ export function backupCommand(): Command {
             process.stderr.write(
               `${collected.stored.length} new dumps stored, ${collected.duplicates.length} already in the repository, ${collected.unsettled.length} still being written\n`,
             );
+            const incomplete = incompleteCollection(collected);
+            if (incomplete) throw incomplete;
             return;
           }
           case 'verify':

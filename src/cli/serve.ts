@@ -55,7 +55,7 @@ export function serveCommand(): Command {
       // A start stuck on a repository that does not answer must not make the service unstoppable.
       const early = await Promise.race([scheduler.start().then(() => undefined), stopped]);
       started = true;
-      const dumps = watchDumps(config, scheduler, leadership, ctx.logger);
+      const dumps = watchDumps(config, scheduler, ctx.logger);
       ctx.logger.info(`${early ?? (await stopped)}: stopping the scheduler`);
       dumps.close();
       await scheduler.close();

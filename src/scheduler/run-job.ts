@@ -45,12 +45,8 @@ export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
     if (job.kind === 'px-dumps') {
       const collected = await collectPxDumps({ config, job: job.name, logger, details: { ...run }, ...signal });
       await recordBackups(config, collected.stored, run, logger);
-      if (collected.failed.length > 0) {
-        const [first] = collected.failed;
-        throw new KvdrError(
-          `${collected.failed.length} PX dump(s) could not be collected (${first?.file}: ${first?.error}); ${collected.stored.length} others were stored, and the next run tries again`,
-        );
-      }
+      const incomplete = incompleteCollection(collected);
+      if (incomplete) await recordAuditEvent(config, 'backup-failed', { job: job.name, kind: job.kind, repository: job.repository, ...run, startedAt, error: incomplete.message }, logger);
       return { kind: 'px-dumps', manifests: collected.stored, collected };
     }
     const manifest = await runBackup({ config, job: job.name, logger, details: { ...run }, ...signal });
@@ -60,6 +56,19 @@ export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
     await recordAuditEvent(config, 'backup-failed', { job: job.name, kind: job.kind, repository: job.repository, ...run, startedAt, error: oneLine(err) }, logger);
     throw err;
   }
+}
+
+/**
+ * The failure of a px-dumps run that could not read or store some dumps, or undefined. The run returns
+ * what it stored rather than throwing, so that its caller still applies retention and prints the ids,
+ * and then fails with this: a dump that never reads (a truncated file) must not stop pruning forever.
+ */
+export function incompleteCollection(collected: CollectResult): KvdrError | undefined {
+  const [first] = collected.failed;
+  if (!first) return undefined;
+  return new KvdrError(
+    `${collected.failed.length} PX dump(s) could not be collected (${first.file}: ${first.error}); ${collected.stored.length} others were stored, and the next run tries again`,
+  );
 }
 
 async function recordBackups(config: KvdrConfig, manifests: readonly Manifest[], run: RunJobOptions['run'], logger: Logger): Promise<void> {

@@ -48,6 +48,14 @@ export interface RunContext {
 
 const SKIPPED = Symbol('slot run elsewhere');
 
+/**
+ * PX dumps are files on the node that wrote them: each replica collects the dump directories it sees,
+ * leader or not, and unclaimed (the content hash keeps a dump from being stored twice).
+ */
+function onEveryReplica(job: JobConfig): boolean {
+  return job.kind === 'px-dumps';
+}
+
 interface JobState {
   job: JobConfig;
   task: ScheduledTask;
@@ -137,7 +145,7 @@ export class Scheduler {
   /** Starts a run unless one is going (no overlap). Returns the run, for callers that wait. */
   trigger(name: string, why: RunTrigger, slot?: Date): Promise<void> | undefined {
     const state = this.states.get(name);
-    if (!state || this.closing || !this.leadership.isLeader()) return undefined;
+    if (!state || this.closing || (!this.leadership.isLeader() && !onEveryReplica(state.job))) return undefined;
     if (state.running) {
       this.options.logger.warn({ job: name }, `${name}: the previous run is still going; this ${why} slot is skipped`);
       return undefined;
@@ -149,7 +157,7 @@ export class Scheduler {
     state.status.running = true;
     const seconds = (): number => (Date.now() - startedAt.getTime()) / 1000;
     const run = async (): Promise<{ bytes?: number } | void | typeof SKIPPED> => {
-      if (slot && !(await this.leadership.claimSlot(name, slot))) {
+      if (slot && !onEveryReplica(state.job) && !(await this.leadership.claimSlot(name, slot))) {
         this.options.logger.info({ job: name, slot: slot.toISOString() }, `${name}: slot ${slot.toISOString()} was already run by another replica`);
         return SKIPPED;
       }

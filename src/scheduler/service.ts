@@ -4,11 +4,10 @@ import { openStore } from '../repository/open-store.js';
 import { prune } from '../repository/prune.js';
 import { oneLine } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
-import { runJob } from './run-job.js';
+import { incompleteCollection, runJob } from './run-job.js';
 import { readTrail, type AuditEvent } from '../audit/audit-log.js';
 import { auditRepository } from '../audit/audit-repository.js';
 import { DumpWatcher } from './dump-watcher.js';
-import type { Leadership } from './leadership.js';
 import { Scheduler, type SchedulerOptions } from './scheduler.js';
 
 export interface ServiceHooks {
@@ -25,6 +24,10 @@ export function backupScheduler(config: KvdrConfig, logger: Logger, overrides: P
       const outcome = await runJob({ config, job: job.name, logger, signal, run });
       if (outcome.kind === 'restore-test' || outcome.kind === 'verify') return {};
       await applyRetention(config, job, logger, hooks);
+      if (outcome.kind === 'px-dumps') {
+        const incomplete = incompleteCollection(outcome.collected);
+        if (incomplete) throw incomplete;
+      }
       return { bytes: outcome.manifests.reduce((sum, m) => sum + m.bytes.stored, 0) };
     },
     lastSuccess: (job) => lastSuccess(config, job),
@@ -73,8 +76,8 @@ async function lastInTrail(config: KvdrConfig, matches: (event: AuditEvent) => b
   }
 }
 
-/** Collects PX dumps as soon as they settle (see DumpWatcher), on the leader only. */
-export function watchDumps(config: KvdrConfig, scheduler: Scheduler, leadership: Leadership, logger: Logger): { close(): void } {
+/** Collects PX dumps as soon as they settle (see DumpWatcher), on every replica: each sees its own node's dumps. */
+export function watchDumps(config: KvdrConfig, scheduler: Scheduler, logger: Logger): { close(): void } {
   const watchers = config.jobs
     .filter((job) => job.kind === 'px-dumps')
     .map((job) => {
@@ -82,8 +85,8 @@ export function watchDumps(config: KvdrConfig, scheduler: Scheduler, leadership:
         dirs: config.pxDumps.dirs,
         stableMs: config.pxDumps.stableSeconds * 1000,
         logger,
-        // A follower leaves dumps to the leader; a run already going is tried again once it settles anew.
-        collect: () => !leadership.isLeader() || scheduler.trigger(job.name, 'watch') !== undefined,
+        // A run already going: tried again once it has settled anew.
+        collect: () => scheduler.trigger(job.name, 'watch') !== undefined,
       });
       watcher.start();
       return watcher;

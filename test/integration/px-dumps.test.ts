@@ -2,9 +2,13 @@ import { copyFile, mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readCatalog } from '../../src/repository/catalog.js';
+import { FsStore } from '../../src/repository/fs-store.js';
 import type { Manifest } from '../../src/repository/manifest.js';
+import { backupScheduler } from '../../src/scheduler/service.js';
 import { connectEtcd } from '../../src/sources/etcd/connect.js';
 import { kvdr } from '../harness/cli.js';
+import { quietLogger, testConfig } from '../harness/config.js';
 import { etcdPairs } from '../harness/etcd-state.js';
 import { createTestBucket, type TestBucket } from '../harness/minio.js';
 import { requireEnv, uniqueName } from '../harness/namespace.js';
@@ -86,10 +90,10 @@ describe('px-dumps jobs and restoring the freshest stored dump', () => {
     const record = (key: string, index: number): string => JSON.stringify({ Key: key, Value: Buffer.from(key).toString('base64'), Action: 0, TTL: 0, KVDBIndex: index, CreatedIndex: index, ModifiedIndex: index, Lock: null });
     await writeFile(join(c.dumps, 'pwx_kvdb_2018-05-25T00:00:00Z.dump'), `[${record('a', 1)},{"Key":`); // cut short
     await writeFile(join(c.dumps, 'pwx_kvdb_2018-05-27T00:00:00Z.dump'), `[${record(`only-on-${cluster}`, 7)}]`);
-    const { code, stderr } = await kvdr(['--config', c.config, '--log-level', 'silent', 'backup', 'dumps'], env());
+    const { code, stdout, stderr } = await kvdr(['--config', c.config, '--log-level', 'silent', 'backup', 'dumps'], env());
     expect(code).toBe(1);
-    expect(stderr.trim().split('\n')).toHaveLength(1);
-    expect(stderr).toMatch(/1 PX dump\(s\) could not be collected \(\S+pwx_kvdb_2018-05-25T00:00:00Z\.dump: .+\); 1 others were stored, and the next run tries again/);
+    expect(stdout.trim()).toMatch(/^\d{8}T\d{6}Z-dumps-[0-9a-f]{6}$/);
+    expect(stderr.trim().split('\n').at(-1)).toMatch(/^kvdr: 1 PX dump\(s\) could not be collected \(\S+pwx_kvdb_2018-05-25T00:00:00Z\.dump: .+\); 1 others were stored, and the next run tries again$/);
     const listed = JSON.parse((await kvdr(['--config', c.config, 'backups', 'list', '--job', 'dumps', '--json'], env())).stdout) as Manifest[];
     expect(listed.filter((m) => m.details['node'] === 'node-c').map((m) => m.details['file'])).toEqual(['pwx_kvdb_2018-05-27T00:00:00Z.dump']);
   });
@@ -107,3 +111,32 @@ describe('px-dumps jobs and restoring the freshest stored dump', () => {
     }
   });
 });
+
+describe('px-dumps jobs in the service', () => {
+  it('apply retention even when a dump cannot be read, then report the run as failed', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kvdr-px-retention-'));
+    try {
+      const dumps = join(dir, 'dumps');
+      await mkdir(dumps);
+      await copyFile(OLDER, join(dumps, 'pwx_kvdb_2018-05-25T22:57:41Z.dump'));
+      await copyFile(NEWER, join(dumps, 'pwx_kvdb_2018-05-25T22:59:08Z.dump'));
+      await writeFile(join(dumps, 'pwx_kvdb_2018-05-26T00:00:00Z.dump'), '[{"Key":'); // never readable
+      const config = testConfig({
+        sources: [{ name: 'px', type: 'etcd', endpoints: [requireEnv('KVDR_ETCD_ENDPOINT')], clusterId: 'c1' }],
+        repositories: [{ name: 'local', type: 'fs', path: join(dir, 'repo') }],
+        jobs: [{ name: 'dumps', source: 'px', kind: 'px-dumps', schedule: '0 0 1 1 *', repository: 'local', retries: 0, retention: { keepLast: 1, daily: 0, weekly: 0, monthly: 0, minDays: 0 } }],
+        pxDumps: { dirs: [dumps], node: 'n1', stableSeconds: 0 },
+      });
+      const scheduler = backupScheduler(config, quietLogger, { lastSuccess: () => Promise.resolve(new Date()) });
+      await scheduler.start();
+      await scheduler.trigger('dumps', 'manual');
+      await scheduler.close();
+      expect(scheduler.status()[0]?.lastRun).toMatchObject({ ok: false, error: expect.stringMatching(/^1 PX dump\(s\) could not be collected .+; 2 others were stored/) as unknown });
+      // Both readable dumps were stored, and retention (keep the newest one) ran all the same.
+      expect((await readCatalog(new FsStore({ path: join(dir, 'repo') }))).map((m) => m.details['file'])).toEqual(['pwx_kvdb_2018-05-25T22:59:08Z.dump']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+

@@ -350,5 +350,33 @@ describe('scheduler (fake clock)', () => {
     expect(attempts).toBe(1);
     expect(scheduler.status()[0]?.lastRun?.error).toBe('1 of 3 backups failed verification');
   });
+  it('runs px-dumps jobs on every replica, unclaimed, and other jobs on the leader only', async () => {
+    const runs: string[] = [];
+    let claims = 0;
+    const follower = new Scheduler({
+      config: config([{ kind: 'px-dumps' }, {}]),
+      logger: quietLogger,
+      lastSuccess: () => Promise.resolve(new Date()),
+      leadership: {
+        role: () => 'follower',
+        isLeader: () => false,
+        onChange: () => undefined,
+        claimSlot: () => {
+          claims++;
+          return Promise.resolve(true);
+        },
+        close: () => Promise.resolve(),
+      },
+      runJob: (job) => {
+        runs.push(job.name);
+        return Promise.resolve();
+      },
+    });
+    await follower.start();
+    await vi.advanceTimersByTimeAsync(20_000);
+    await follower.close();
+    expect(runs).toEqual(['j0', 'j0']);
+    expect(claims).toBe(0);
+  });
 });
 
