@@ -165,8 +165,9 @@ export async function takeBackup(options: TakeBackupOptions): Promise<Manifest> 
 /**
  * A stream that fails its own check while it is being backed up (etcd's sha256 trailer, a Consul
  * archive's SHA256SUMS, a truncated stream) is a failed backup: exit 1 like any other, nothing listed.
- * The formats raise IntegrityError for it, which means exit 4; that code is kept for stored artifacts
- * that fail verification (verify, restore, inspect). The message, which names the source, is kept.
+ * So is an upload that S3 or the disk did not keep whole (its size checked right after the write): the
+ * backup is never listed either way. The formats raise IntegrityError, which means exit 4; that code is
+ * kept for listed backups that fail verification (verify, restore, inspect). The message is kept.
  */
 function asBackupFailure(err: unknown): unknown {
   if (!(err instanceof IntegrityError)) return err;
