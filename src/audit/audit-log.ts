@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 import { AUDIT } from '../repository/layout.js';
 import type { ObjectStore } from '../repository/object-store.js';
-import { ObjectExistsError } from '../util/errors.js';
+import { ObjectExistsError, ObjectNotFoundError } from '../util/errors.js';
 import { readAll } from '../util/streams.js';
 import { VERSION } from '../util/version.js';
 
@@ -109,6 +109,25 @@ export async function* readTrail(store: ObjectStore): AsyncGenerator<TrailItem> 
     if (window.length >= 16) yield await (window.shift() as Promise<TrailItem>);
   }
   while (window.length > 0) yield await (window.shift() as Promise<TrailItem>);
+}
+
+/**
+ * The events numbered after `seq`, in order, fetched by number until the first that does not exist:
+ * reads only what was appended since a reader last looked, however long the trail.
+ */
+export async function* readTrailAfter(store: ObjectStore, seq: number): AsyncGenerator<AuditEvent> {
+  for (let next = seq + 1; ; next++) {
+    let bytes: Buffer;
+    try {
+      bytes = await readAll(await store.get(auditKey(next)));
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) return;
+      throw err;
+    }
+    const event = parseEvent(bytes);
+    if (typeof event === 'string') throw new Error(`${store.location}: ${auditKey(next)}: ${event}`);
+    yield event;
+  }
 }
 
 export interface TrailCheck {

@@ -5,7 +5,8 @@ import { prune } from '../repository/prune.js';
 import { oneLine } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { incompleteCollection, runJob } from './run-job.js';
-import { readTrail, type AuditEvent } from '../audit/audit-log.js';
+import type { AuditEvent } from '../audit/audit-log.js';
+import { LatestInTrail } from '../audit/latest-in-trail.js';
 import { auditRepository } from '../audit/audit-repository.js';
 import { DumpWatcher } from './dump-watcher.js';
 import { Scheduler, type SchedulerOptions } from './scheduler.js';
@@ -30,7 +31,7 @@ export function backupScheduler(config: KvdrConfig, logger: Logger, overrides: P
       }
       return { bytes: outcome.manifests.reduce((sum, m) => sum + m.bytes.stored, 0) };
     },
-    lastSuccess: (job) => lastSuccess(config, job),
+    lastSuccess: lastSuccessReader(config),
     ...overrides,
   });
 }
@@ -48,32 +49,35 @@ async function applyRetention(config: KvdrConfig, job: JobConfig, logger: Logger
   }
 }
 
-async function lastSuccess(config: KvdrConfig, job: JobConfig): Promise<Date | undefined> {
-  if (job.kind === 'restore-test') return lastInTrail(config, (e) => e.type === 'drill' && e.subject['drill'] === job.name && e.subject['result'] === 'ok');
-  if (job.kind === 'verify') return lastInTrail(config, (e) => e.type === 'verify' && e.subject['verifyJob'] === job.name && e.subject['result'] === 'ok');
-  const repository = config.repositories.find((r) => r.name === job.repository);
-  if (!repository) return undefined;
-  const store = openStore(repository);
-  try {
-    const newest = (await readCatalog(store, { job: job.name })).at(-1);
-    return newest ? new Date(newest.finishedAt) : undefined;
-  } finally {
-    await store.close();
-  }
-}
-
-/** The newest matching event of the audit trail: drills and verify runs leave no backups behind. */
-async function lastInTrail(config: KvdrConfig, matches: (event: AuditEvent) => boolean): Promise<Date | undefined> {
-  const store = openStore(auditRepository(config));
-  try {
-    let last: Date | undefined;
-    for await (const item of readTrail(store)) {
-      if ('event' in item && matches(item.event)) last = new Date(item.event.time);
+/**
+ * Where each job's last success is recorded: backups in their repository's catalog; drills and verify
+ * runs, which leave no backups behind, in the audit trail (followed incrementally, see LatestInTrail).
+ */
+function lastSuccessReader(config: KvdrConfig): (job: JobConfig) => Promise<Date | undefined> {
+  const trails = new Map<string, LatestInTrail>();
+  const inTrail = async (job: JobConfig, matches: (event: AuditEvent) => boolean): Promise<Date | undefined> => {
+    let latest = trails.get(job.name);
+    if (!latest) trails.set(job.name, (latest = new LatestInTrail(matches)));
+    const store = openStore(auditRepository(config));
+    try {
+      return await latest.refresh(store);
+    } finally {
+      await store.close();
     }
-    return last;
-  } finally {
-    await store.close();
-  }
+  };
+  return async (job) => {
+    if (job.kind === 'restore-test') return inTrail(job, (e) => e.type === 'drill' && e.subject['drill'] === job.name && e.subject['result'] === 'ok');
+    if (job.kind === 'verify') return inTrail(job, (e) => e.type === 'verify' && e.subject['verifyJob'] === job.name && e.subject['result'] === 'ok');
+    const repository = config.repositories.find((r) => r.name === job.repository);
+    if (!repository) return undefined;
+    const store = openStore(repository);
+    try {
+      const newest = (await readCatalog(store, { job: job.name })).at(-1);
+      return newest ? new Date(newest.finishedAt) : undefined;
+    } finally {
+      await store.close();
+    }
+  };
 }
 
 /** Collects PX dumps as soon as they settle (see DumpWatcher), on every replica: each sees its own node's dumps. */
