@@ -15,11 +15,12 @@ export function schedulePeriodMs(expression: string, timezone: string): number {
 
 /**
  * The newest slot of a schedule at or before `now`. Looked for over two periods first (cheap even for a
- * schedule with seconds), then over eight days, for schedules whose gaps are uneven (weekdays only).
+ * schedule with seconds), then over wider windows for schedules whose gaps are uneven (weekdays only,
+ * the 1st and 2nd of each month) — up to 400 days, which holds a slot of any yearly schedule.
  */
 export function previousSlot(expression: string, timezone: string, now: Date): Date | undefined {
   const period = schedulePeriodMs(expression, timezone);
-  for (const window of [2 * period + 60_000, Math.max(2 * period, 8 * 86_400_000)]) {
+  for (const window of [2 * period + 60_000, ...[8, 62, 400].map((days) => Math.max(2 * period, days * 86_400_000))]) {
     const slot = cronSlots(expression, timezone, new Date(now.getTime() - window), now).at(-1);
     if (slot) return slot;
   }

@@ -67,6 +67,9 @@ describe('catch-up', () => {
     expect(needsCatchUp(new Date('2026-11-20T09:00:40Z'), '0 9 * * 1-5', 'UTC', monday)).toBe(false);
     expect(needsCatchUp(new Date('2026-11-19T09:00:40Z'), '0 9 * * 1-5', 'UTC', monday)).toBe(true);
     expect(previousSlot('*/10 * * * * *', 'UTC', new Date('2026-11-23T12:00:05.500Z'))?.toISOString()).toBe('2026-11-23T12:00:00.000Z');
+    // Uneven gaps (a one-day period, then a month): the newest slot is still found.
+    expect(previousSlot('0 0 1,2 * *', 'UTC', new Date('2026-11-24T04:00:00Z'))?.toISOString()).toBe('2026-11-02T00:00:00.000Z');
+    expect(previousSlot('0 0 1 1 *', 'UTC', new Date('2026-11-24T04:00:00Z'))?.toISOString()).toBe('2026-01-01T00:00:00.000Z');
   });
 });
 
