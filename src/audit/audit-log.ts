@@ -111,22 +111,28 @@ export async function* readTrail(store: ObjectStore): AsyncGenerator<TrailItem> 
   while (window.length > 0) yield await (window.shift() as Promise<TrailItem>);
 }
 
+/** The number an event's key gives it (a damaged event's content cannot be trusted for it). */
+export function seqOfKey(key: string): number {
+  return Number(key.slice(AUDIT.length, AUDIT.length + SEQ_DIGITS));
+}
+
 /**
- * The events numbered after `seq`, in order, fetched by number until the first that does not exist:
- * reads only what was appended since a reader last looked, however long the trail.
+ * The trail items numbered after `seq`, in order, fetched by number until the first that does not
+ * exist: reads only what was appended since a reader last looked, however long the trail. A damaged
+ * item is passed on as such, for the reader to skip or report.
  */
-export async function* readTrailAfter(store: ObjectStore, seq: number): AsyncGenerator<AuditEvent> {
+export async function* readTrailAfter(store: ObjectStore, seq: number): AsyncGenerator<TrailItem> {
   for (let next = seq + 1; ; next++) {
+    const key = auditKey(next);
     let bytes: Buffer;
     try {
-      bytes = await readAll(await store.get(auditKey(next)));
+      bytes = await readAll(await store.get(key));
     } catch (err) {
       if (err instanceof ObjectNotFoundError) return;
       throw err;
     }
     const event = parseEvent(bytes);
-    if (typeof event === 'string') throw new Error(`${store.location}: ${auditKey(next)}: ${event}`);
-    yield event;
+    yield typeof event === 'string' ? { key, damaged: event } : { key, event, sha256: sha256(bytes) };
   }
 }
 

@@ -14,7 +14,12 @@ export function backupCommand(): Command {
       const release = onTerminationSignal(() => controller.abort());
       try {
         const outcome = await runJob({ config, job, logger: ctx.logger, signal: controller.signal });
-        if (ctx.json) return ctx.print(JSON.stringify(outcome.kind === 'backup' ? outcome.manifests[0] : outcome, null, 2));
+        const incomplete = outcome.kind === 'px-dumps' ? incompleteCollection(outcome.collected) : undefined;
+        if (ctx.json) {
+          ctx.print(JSON.stringify(outcome.kind === 'backup' ? outcome.manifests[0] : outcome, null, 2));
+          if (incomplete) throw incomplete;
+          return;
+        }
         switch (outcome.kind) {
           case 'backup':
             return ctx.print(outcome.manifests.map((m) => m.id).join('\n'));
@@ -24,7 +29,6 @@ export function backupCommand(): Command {
             process.stderr.write(
               `${collected.stored.length} new dumps stored, ${collected.duplicates.length} already in the repository, ${collected.unsettled.length} still being written\n`,
             );
-            const incomplete = incompleteCollection(collected);
             if (incomplete) throw incomplete;
             return;
           }

@@ -6,7 +6,7 @@ import type { KvdrConfig } from '../config/schema.js';
 import type { Manifest } from '../repository/manifest.js';
 import type { VerifyResult } from '../repository/verify-backup.js';
 import { runRestoreDrill, type DrillResult } from '../restore/restore-drill.js';
-import { KvdrError, oneLine } from '../util/errors.js';
+import { oneLine, PartialRunError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 
 export interface RunJobOptions {
@@ -37,6 +37,10 @@ export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
   if (job.kind === 'restore-test') return { kind: 'restore-test', drill: await runRestoreDrill({ config, job, logger, ...signal }) };
   if (job.kind === 'verify') {
     const results = await verifyBackups(config, job.verify?.all ? { all: true } : { sample: job.verify?.sample ?? 3 }, logger, { verifyJob: job.name, ...run });
+    // One event for the run as a whole (no backup named, so the INTEGRITY control reads past it): what
+    // the job's last success is taken from, since a failed run records checks that passed too.
+    const failed = results.filter((r) => r.result !== 'ok').length;
+    await recordAuditEvent(config, 'verify', { verifyJob: job.name, checked: results.length, failed, result: failed === 0 ? 'ok' : 'failed', ...run }, logger);
     assertVerified(results);
     return { kind: 'verify', results };
   }
@@ -63,10 +67,10 @@ export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
  * what it stored rather than throwing, so that its caller still applies retention and prints the ids,
  * and then fails with this: a dump that never reads (a truncated file) must not stop pruning forever.
  */
-export function incompleteCollection(collected: CollectResult): KvdrError | undefined {
+export function incompleteCollection(collected: CollectResult): PartialRunError | undefined {
   const [first] = collected.failed;
   if (!first) return undefined;
-  return new KvdrError(
+  return new PartialRunError(
     `${collected.failed.length} PX dump(s) could not be collected (${first.file}: ${first.error}); ${collected.stored.length} others were stored, and the next run tries again`,
   );
 }

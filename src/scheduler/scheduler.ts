@@ -1,6 +1,6 @@
 import { createTask, type ScheduledTask } from 'node-cron';
 import { isBackupJob, type JobConfig, type KvdrConfig } from '../config/schema.js';
-import { IntegrityError, oneLine } from '../util/errors.js';
+import { IntegrityError, oneLine, PartialRunError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { needsCatchUp } from './catch-up.js';
 import { SingleReplica, type Leadership } from './leadership.js';
@@ -98,7 +98,11 @@ export class Scheduler {
     // Every replica knows the last successes from the start: status and staleness alerts need them
     // before (and whether or not) this replica runs anything.
     if (this.leadership.isLeader()) await this.catchUp();
-    else await this.refreshLastSuccess();
+    else {
+      await this.refreshLastSuccess();
+      // The catalog cannot say whether this node has a dump nobody stored: look now, not at the next slot.
+      for (const state of this.states.values()) if (onEveryReplica(state.job)) void this.trigger(state.job.name, 'catch-up');
+    }
     if (this.closing) return;
     this.followerRefresh = setInterval(() => {
       if (!this.leadership.isLeader()) void this.refreshLastSuccess();
@@ -111,6 +115,7 @@ export class Scheduler {
     const now = this.options.now ?? (() => new Date());
     await this.refreshLastSuccess();
     const due = [...this.states.values()].filter((state) => {
+      if (onEveryReplica(state.job)) return true;
       const last = state.status.lastSuccess === undefined ? undefined : new Date(state.status.lastSuccess);
       if (!needsCatchUp(last, state.job.schedule, state.job.timezone, now())) return false;
       this.options.logger.info({ job: state.job.name, lastSuccess: last?.toISOString() ?? 'never' }, `${state.job.name} missed a slot: running it now`);
@@ -169,8 +174,8 @@ export class Scheduler {
       retries: state.job.retries,
       signal: controller.signal,
       // A stored backup that fails its check stays failed: another try (a verify job's next random
-      // sample) would only hide it.
-      retryable: (err) => !(err instanceof IntegrityError),
+      // sample) would only hide it. A partial run recorded what worked; a retry would repeat it.
+      retryable: (err) => !(err instanceof IntegrityError) && !(err instanceof PartialRunError),
       onRetry: (attempt, delayMs, err) =>
         this.options.logger.warn({ job: name, attempt, delayMs }, `${name} failed (${oneLine(err)}); retry ${attempt} of ${state.job.retries} in ${Math.round(delayMs / 1000)}s`),
     })

@@ -24,7 +24,8 @@ export function backupScheduler(config: KvdrConfig, logger: Logger, overrides: P
     runJob: async (job, signal, run) => {
       const outcome = await runJob({ config, job: job.name, logger, signal, run });
       if (outcome.kind === 'restore-test' || outcome.kind === 'verify') return {};
-      await applyRetention(config, job, logger, hooks);
+      // px-dumps runs on every replica; one pruning (and auditing each deletion) is enough.
+      if (overrides.leadership?.isLeader() ?? true) await applyRetention(config, job, logger, hooks);
       if (outcome.kind === 'px-dumps') {
         const incomplete = incompleteCollection(outcome.collected);
         if (incomplete) throw incomplete;
@@ -67,7 +68,7 @@ function lastSuccessReader(config: KvdrConfig): (job: JobConfig) => Promise<Date
   };
   return async (job) => {
     if (job.kind === 'restore-test') return inTrail(job, (e) => e.type === 'drill' && e.subject['drill'] === job.name && e.subject['result'] === 'ok');
-    if (job.kind === 'verify') return inTrail(job, (e) => e.type === 'verify' && e.subject['verifyJob'] === job.name && e.subject['result'] === 'ok');
+    if (job.kind === 'verify') return inTrail(job, (e) => e.type === 'verify' && e.subject['verifyJob'] === job.name && typeof e.subject['checked'] === 'number' && e.subject['result'] === 'ok');
     const repository = config.repositories.find((r) => r.name === job.repository);
     if (!repository) return undefined;
     const store = openStore(repository);

@@ -6,6 +6,7 @@ import { readCatalog } from '../../src/repository/catalog.js';
 import { FsStore } from '../../src/repository/fs-store.js';
 import type { Manifest } from '../../src/repository/manifest.js';
 import { backupScheduler } from '../../src/scheduler/service.js';
+import type { KvdrConfig } from '../../src/config/schema.js';
 import { connectEtcd } from '../../src/sources/etcd/connect.js';
 import { kvdr } from '../harness/cli.js';
 import { quietLogger, testConfig } from '../harness/config.js';
@@ -113,27 +114,45 @@ describe('px-dumps jobs and restoring the freshest stored dump', () => {
 });
 
 describe('px-dumps jobs in the service', () => {
+  /** Three dumps (one unreadable) and a job that keeps only the newest backup. */
+  async function setUp(dir: string): Promise<KvdrConfig> {
+    const dumps = join(dir, 'dumps');
+    await mkdir(dumps);
+    await copyFile(OLDER, join(dumps, 'pwx_kvdb_2018-05-25T22:57:41Z.dump'));
+    await copyFile(NEWER, join(dumps, 'pwx_kvdb_2018-05-25T22:59:08Z.dump'));
+    await writeFile(join(dumps, 'pwx_kvdb_2018-05-26T00:00:00Z.dump'), '[{"Key":'); // never readable
+    return testConfig({
+      sources: [{ name: 'px', type: 'etcd', endpoints: [requireEnv('KVDR_ETCD_ENDPOINT')], clusterId: 'c1' }],
+      repositories: [{ name: 'local', type: 'fs', path: join(dir, 'repo') }],
+      jobs: [{ name: 'dumps', source: 'px', kind: 'px-dumps', schedule: '0 0 1 1 *', repository: 'local', retries: 0, retention: { keepLast: 1, daily: 0, weekly: 0, monthly: 0, minDays: 0 } }],
+      pxDumps: { dirs: [dumps], node: 'n1', stableSeconds: 0 },
+    });
+  }
+  const storedFiles = async (dir: string): Promise<unknown[]> => (await readCatalog(new FsStore({ path: join(dir, 'repo') }))).map((m) => m.details['file']);
+
+  it('leave retention to the leader when they run on a follower', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kvdr-px-follower-'));
+    try {
+      const follower = { role: () => 'follower' as const, isLeader: () => false, onChange: () => undefined, claimSlot: () => Promise.resolve(false), close: () => Promise.resolve() };
+      const scheduler = backupScheduler(await setUp(dir), quietLogger, { leadership: follower, lastSuccess: () => Promise.resolve(new Date()) });
+      await scheduler.start(); // px-dumps run at once on every replica: this node may hold a dump nobody stored
+      await scheduler.close(); // waits for that run
+      expect(await storedFiles(dir)).toEqual(['pwx_kvdb_2018-05-25T22:57:41Z.dump', 'pwx_kvdb_2018-05-25T22:59:08Z.dump']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('apply retention even when a dump cannot be read, then report the run as failed', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'kvdr-px-retention-'));
     try {
-      const dumps = join(dir, 'dumps');
-      await mkdir(dumps);
-      await copyFile(OLDER, join(dumps, 'pwx_kvdb_2018-05-25T22:57:41Z.dump'));
-      await copyFile(NEWER, join(dumps, 'pwx_kvdb_2018-05-25T22:59:08Z.dump'));
-      await writeFile(join(dumps, 'pwx_kvdb_2018-05-26T00:00:00Z.dump'), '[{"Key":'); // never readable
-      const config = testConfig({
-        sources: [{ name: 'px', type: 'etcd', endpoints: [requireEnv('KVDR_ETCD_ENDPOINT')], clusterId: 'c1' }],
-        repositories: [{ name: 'local', type: 'fs', path: join(dir, 'repo') }],
-        jobs: [{ name: 'dumps', source: 'px', kind: 'px-dumps', schedule: '0 0 1 1 *', repository: 'local', retries: 0, retention: { keepLast: 1, daily: 0, weekly: 0, monthly: 0, minDays: 0 } }],
-        pxDumps: { dirs: [dumps], node: 'n1', stableSeconds: 0 },
-      });
+      const config = await setUp(dir);
       const scheduler = backupScheduler(config, quietLogger, { lastSuccess: () => Promise.resolve(new Date()) });
-      await scheduler.start();
-      await scheduler.trigger('dumps', 'manual');
-      await scheduler.close();
+      await scheduler.start(); // px-dumps run at once on every replica: this node may hold a dump nobody stored
+      await scheduler.close(); // waits for that run
       expect(scheduler.status()[0]?.lastRun).toMatchObject({ ok: false, error: expect.stringMatching(/^1 PX dump\(s\) could not be collected .+; 2 others were stored/) as unknown });
       // Both readable dumps were stored, and retention (keep the newest one) ran all the same.
-      expect((await readCatalog(new FsStore({ path: join(dir, 'repo') }))).map((m) => m.details['file'])).toEqual(['pwx_kvdb_2018-05-25T22:59:08Z.dump']);
+      expect(await storedFiles(dir)).toEqual(['pwx_kvdb_2018-05-25T22:59:08Z.dump']);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

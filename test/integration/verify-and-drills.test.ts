@@ -89,7 +89,9 @@ describe('verify and restore drills', () => {
     expect(code).toBe(0);
     expect(stdout.trim()).toBe('verified 2 backups: each matches its manifest');
     const mine = (await trail()).filter((e) => e.type === 'verify' && e.subject['verifyJob'] === 'verify-all');
-    expect(mine.map((e) => [e.subject['job'], e.subject['result'], e.subject['trigger']]).sort()).toEqual([['exp', 'ok', 'manual'], ['snap', 'ok', 'manual']]);
+    expect(mine.filter((e) => 'backup' in e.subject).map((e) => [e.subject['job'], e.subject['result'], e.subject['trigger']]).sort()).toEqual([['exp', 'ok', 'manual'], ['snap', 'ok', 'manual']]);
+    // and one event for the run as a whole, which is what the job's last success is read from
+    expect(mine.at(-1)?.subject).toMatchObject({ checked: 2, failed: 0, result: 'ok' });
   });
 
   it('exits 4 naming a backup whose stored bytes changed, and records the mismatch', async () => {
@@ -114,6 +116,7 @@ describe('verify and restore drills', () => {
   it('a verify job fails with exit 4 when a backup no longer matches its manifest', async () => {
     const { code, stderr } = await cli('backup', 'verify-all');
     expect(code).toBe(ExitCode.Integrity);
+    expect((await trail()).at(-1)?.subject).toMatchObject({ verifyJob: 'verify-all', checked: 2, failed: 1, result: 'failed' });
     expect(stderr.trim().split('\n').at(-1)).toMatch(/^kvdr: 1 of 2 backups failed verification \(\S+-exp-[0-9a-f]{6}: (mismatch|damaged)\)/);
   });
 

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { appendAuditEvent } from '../../src/audit/audit-log.js';
+import { appendAuditEvent, auditKey } from '../../src/audit/audit-log.js';
 import { LatestInTrail } from '../../src/audit/latest-in-trail.js';
 import { FsStore } from '../../src/repository/fs-store.js';
 import type { ObjectStore } from '../../src/repository/object-store.js';
@@ -46,4 +46,17 @@ describe('the newest matching event of the trail', () => {
     expect((await latest.refresh(third.store))?.toISOString()).toBe('2026-11-24T00:21:00.000Z');
     expect(third.gets()).toBe(1); // just the probe
   });
+  it('passes over a damaged event and goes on reading after it', async () => {
+    const store = new FsStore({ path: dir });
+    let clock = Date.parse('2026-11-24T00:00:00Z');
+    const at = (): Date => new Date((clock += 60_000));
+    await appendAuditEvent(store, 'drill', { drill: 'weekly', result: 'ok' }, at);
+    const latest = new LatestInTrail((e) => e.type === 'drill' && e.subject['drill'] === 'weekly');
+    expect((await latest.refresh(store))?.toISOString()).toBe('2026-11-24T00:01:00.000Z');
+    await store.put(auditKey(2), Buffer.from('{"seq": 2, "damaged'));
+    const after = await appendAuditEvent(store, 'drill', { drill: 'weekly', result: 'ok' }, at);
+    expect(after.seq).toBe(3);
+    expect((await latest.refresh(store))?.toISOString()).toBe(after.time);
+  });
 });
+
