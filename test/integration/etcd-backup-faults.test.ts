@@ -35,6 +35,20 @@ async function keysIn(store: ObjectStore, prefix = ''): Promise<string[]> {
   return keys;
 }
 
+/** A progress callback that kills the source once, when more than `bytes` have been read. */
+function killPast(bytes: number, kill: () => void): { onProgress: (read: number) => void; done: () => boolean } {
+  let killed = false;
+  return {
+    onProgress: (read) => {
+      if (!killed && read > bytes) {
+        killed = true;
+        kill();
+      }
+    },
+    done: () => killed,
+  };
+}
+
 async function openMultipartUploads(bucket: string): Promise<number> {
   const client = minioClient();
   try {
@@ -99,21 +113,9 @@ describe('etcd backups: faults and bad input', () => {
     it('fails in one line, lists nothing and leaves no upload behind when etcd is killed mid-snapshot', async () => {
       const repository = { ...bucket.repository({ prefix: 'killed/' }), queueSize: 1 };
       const config = configFor(etcd.endpoint, repository, 'etcd-snapshot', 'none');
-      let killed = false;
-      const err = await failureOf(
-        runBackup({
-          config,
-          job: 'j',
-          logger: quietLogger,
-          onProgress: (bytes) => {
-            if (!killed && bytes > 8 * 1024 * 1024) {
-              killed = true;
-              etcd.kill();
-            }
-          },
-        }),
-      );
-      expect(killed).toBe(true);
+      const kill = killPast(8 * 1024 * 1024, () => etcd.kill());
+      const err = await failureOf(runBackup({ config, job: 'j', logger: quietLogger, onProgress: kill.onProgress }));
+      expect(kill.done()).toBe(true);
       expect(err.message).not.toContain('\n');
       expect(err.message).toMatch(/^etcd http:\/\/127\.0\.0\.1:\d+: cannot take a snapshot: /);
       const store = new S3Store(repository);
@@ -140,22 +142,10 @@ describe('etcd backups: faults and bad input', () => {
       jobs: [{ name: 'j', source: 'src', kind: 'etcd-export', compression: 'none', schedule: '0 * * * *', repository: 'dr' }],
     });
     try {
-      let killed = false;
+      const kill = killPast(8 * 1024 * 1024, () => process.kill(etcdPid, 'SIGKILL'));
       try {
-        const err = await failureOf(
-          runBackup({
-            config,
-            job: 'j',
-            logger: quietLogger,
-            onProgress: (bytes) => {
-              if (!killed && bytes > 8 * 1024 * 1024) {
-                killed = true;
-                process.kill(etcdPid, 'SIGKILL');
-              }
-            },
-          }),
-        );
-        expect(killed).toBe(true);
+        const err = await failureOf(runBackup({ config, job: 'j', logger: quietLogger, onProgress: kill.onProgress }));
+        expect(kill.done()).toBe(true);
         expect(err).toBeInstanceOf(KvdrError);
         expect((err as KvdrError).exitCode).toBe(ExitCode.Failure);
         expect(err.message).not.toContain('\n');
