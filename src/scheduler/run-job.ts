@@ -6,7 +6,7 @@ import type { KvdrConfig } from '../config/schema.js';
 import type { Manifest } from '../repository/manifest.js';
 import type { VerifyResult } from '../repository/verify-backup.js';
 import { runRestoreDrill, type DrillResult } from '../restore/restore-drill.js';
-import { oneLine, PartialRunError } from '../util/errors.js';
+import { KvdrError, oneLine } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 
 export interface RunJobOptions {
@@ -67,10 +67,10 @@ export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
  * what it stored rather than throwing, so that its caller still applies retention and prints the ids,
  * and then fails with this: a dump that never reads (a truncated file) must not stop pruning forever.
  */
-export function incompleteCollection(collected: CollectResult): PartialRunError | undefined {
+export function incompleteCollection(collected: CollectResult): KvdrError | undefined {
   const [first] = collected.failed;
   if (!first) return undefined;
-  return new PartialRunError(
+  return new KvdrError(
     `${collected.failed.length} PX dump(s) could not be collected (${first.file}: ${first.error}); ${collected.stored.length} others were stored, and the next run tries again`,
   );
 }

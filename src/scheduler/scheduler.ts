@@ -1,6 +1,6 @@
 import { createTask, type ScheduledTask } from 'node-cron';
 import { isBackupJob, type JobConfig, type KvdrConfig } from '../config/schema.js';
-import { IntegrityError, oneLine, PartialRunError } from '../util/errors.js';
+import { IntegrityError, oneLine } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { needsCatchUp } from './catch-up.js';
 import { SingleReplica, type Leadership } from './leadership.js';
@@ -174,8 +174,9 @@ export class Scheduler {
       retries: state.job.retries,
       signal: controller.signal,
       // A stored backup that fails its check stays failed: another try (a verify job's next random
-      // sample) would only hide it. A partial run recorded what worked; a retry would repeat it.
-      retryable: (err) => !(err instanceof IntegrityError) && !(err instanceof PartialRunError),
+      // sample) would only hide it. (A partial px-dumps run is retried: stored dumps are skipped by
+      // content, and a dump whose upload failed while S3 was away gets another chance.)
+      retryable: (err) => !(err instanceof IntegrityError),
       onRetry: (attempt, delayMs, err) =>
         this.options.logger.warn({ job: name, attempt, delayMs }, `${name} failed (${oneLine(err)}); retry ${attempt} of ${state.job.retries} in ${Math.round(delayMs / 1000)}s`),
     })

@@ -36,12 +36,6 @@ export class ScopeNotEmptyError extends KvdrError {
   }
 }
 
-/**
- * A run that did part of its work and recorded it (PX dumps stored beside one that could not be read):
- * a retry would only repeat the part that worked, so the next scheduled run tries the rest.
- */
-export class PartialRunError extends KvdrError {}
-
 /** An artifact whose hash or structure does not match what was recorded. */
 export class IntegrityError extends KvdrError {
   constructor(message: string, options?: ErrorOptions) {
