@@ -1,5 +1,6 @@
-# kvdr service image: Node 20, production dependencies only, runs as a non-root user.
-FROM node:20-bookworm-slim AS build
+# kvdr service image: Node 24 LTS (kvdr needs >= 22; the tests run on the Node 24 that scripts/versions.sh
+# pins), production dependencies only, runs as a non-root user.
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -7,7 +8,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production KVDR_CONFIG=/etc/kvdr/kvdr.yaml
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules

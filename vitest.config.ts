@@ -4,8 +4,6 @@ import { defineConfig } from 'vitest/config';
 // from the global setup (scripts/services.sh), handed over through KVDR_* environment variables.
 export default defineConfig({
   test: {
-    // kvdr runs on Node 20; the SDK's notice that its 2027 releases need Node 22 is noise in test output.
-    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     reporters: ['default', './test/harness/summary-reporter.ts'],
     projects: [
       {

@@ -3,7 +3,6 @@
 import { CreateBucketCommand, HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { Etcd3 } from 'etcd3';
 
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const env = (name) => {
   const value = process.env[name];
   if (!value) throw new Error(`${name} is not set; run through scripts/demo.sh`);

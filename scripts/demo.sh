@@ -13,6 +13,8 @@ if [ "${1:-}" = "down" ]; then
   exit 0
 fi
 
+# Node 24 first on PATH when the machine's is older than 22: `node`, `npm` and kvdr below all run on it.
+. scripts/node.sh
 bash scripts/ensure-node-deps.sh
 bash scripts/install-services.sh
 npm run --silent build

@@ -7,9 +7,6 @@ import { ExitCode } from '../util/exit-codes.js';
  * user-facing errors print one line (the stack only at --log-level debug/trace); anything else is a bug.
  */
 export async function runCli(program: Command, argv: readonly string[] = process.argv): Promise<number> {
-  // The SDK warns on stderr that its 2027 releases will need Node 22; that note is for kvdr's
-  // maintainers (the pinned SDK runs on Node 20), and it would break the one-line error contract.
-  process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
   for (const command of [program, ...allCommands(program)]) {
     command.exitOverride();
     command.configureOutput({
