@@ -1,4 +1,6 @@
+import { isUtf8 } from 'node:buffer';
 import { Transform, type TransformCallback } from 'node:stream';
+import { KvdrError } from '../util/errors.js';
 import { RecordDigest } from './record-digest.js';
 import type { KvRecord } from './record.js';
 
@@ -16,7 +18,8 @@ export interface ConsulExportWriter extends Transform {
 
 /**
  * Encodes records as the JSON array `consul kv export` writes (tab-indented, `{key, flags, value}`),
- * so `consul kv import` takes the file as is. Object-mode in, bytes out, one entry at a time.
+ * so `consul kv import` takes the file as is. Object-mode in, bytes out, one entry at a time. Consul
+ * keys are text: a key that is not UTF-8 fails the stream rather than being written as U+FFFD.
  */
 export function consulExportWriter(): ConsulExportWriter {
   const digest = new RecordDigest();
@@ -25,6 +28,9 @@ export function consulExportWriter(): ConsulExportWriter {
     writableObjectMode: true,
     readableObjectMode: false,
     transform(record: KvRecord, _encoding, done: TransformCallback) {
+      if (!isUtf8(record.key)) {
+        return done(new KvdrError(`key ${record.key.subarray(0, 64).toString('hex')}${record.key.length > 64 ? '…' : ''} (hex) is not UTF-8; a consul kv export holds text keys only, export this scope as a snapshot instead`));
+      }
       const first = digest.records === 0;
       digest.add(record.key, record.value);
       const entry =

@@ -35,7 +35,10 @@ export interface OpenSnapshotOptions {
 export async function openEtcdSnapshot(path: string, label: string, options: OpenSnapshotOptions = {}): Promise<EtcdSnapshotFile> {
   const file = await open(path, 'r');
   try {
-    const size = (await file.stat()).size;
+    const info = await file.stat();
+    // open() succeeds on a directory on Linux; reading it would fail with EISDIR, not a word about why.
+    if (!info.isFile()) throw new IntegrityError(`${label}: is ${info.isDirectory() ? 'a directory' : 'not a regular file'}, not an etcd snapshot file; name the snapshot file itself`);
+    const size = info.size;
     if (!hasSnapshotTrailer(size)) {
       throw new IntegrityError(`${label}: ${size} bytes is not a bbolt database plus etcd's 32-byte sha256 trailer; the file is truncated or not an etcd snapshot`);
     }

@@ -1,76 +1,146 @@
-import { createInterface } from 'node:readline';
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { IntegrityError } from '../util/errors.js';
-import { EXPORT_FORMAT, EXPORT_VERSION, type ExportHeader, type ExportRecordLine, type ExportTrailer } from './kvdr-export.js';
+import { EXPORT_FORMAT, READABLE_EXPORT_VERSIONS, type ExportHeader, type ExportRecordLine, type ExportTrailer } from './kvdr-export.js';
+import { DEFAULT_MAX_RECORD_BYTES, type ReaderLimits } from './limits.js';
+import { readLines, type Line } from './line-reader.js';
 import { RecordDigest } from './record-digest.js';
 import type { KvRecord } from './record.js';
+import { decodeBase64Strict, decodeUtf8 } from './text.js';
 
 export interface KvdrExportReader {
-  /** The header, read before the first record. */
+  /** The header, read before the first record. Trust it once `records` has been read to its end. */
   header(): Promise<ExportHeader>;
-  /** The records; the iteration fails at the end if the trailer's count or digest does not match. */
+  /**
+   * Whether the export's own trailer covers the header: true for version 2 (`trailer.headerSha256`,
+   * checked when `records` ends), false for version 1, whose header only the manifest's sha256 of the
+   * stored object covers (a local version 1 file has no check on its header at all).
+   */
+  headerCovered(): Promise<boolean>;
+  /**
+   * The records; the iteration fails at the end if the trailer's count, digest or header sha256 does
+   * not match, and on the first record line that is damaged (bad JSON, UTF-8 or base64; a key outside
+   * the header's prefix or out of order; a line longer than `limits.maxRecordBytes`).
+   */
   records: AsyncIterable<KvRecord>;
 }
 
+const LEASE = /^-?\d{1,20}$/;
+/** The first version whose trailer carries headerSha256. */
+const HEADER_COVERED_FROM = 2;
+
 /** Reads a kvdr export (NDJSON: header, records, trailer) line by line, checking the trailer. */
-export function readKvdrExport(input: Readable, label: string): KvdrExportReader {
-  const lines = createInterface({ input, crlfDelay: Infinity })[Symbol.asyncIterator]();
+export function readKvdrExport(input: Readable, label: string, limits: ReaderLimits = {}): KvdrExportReader {
+  const lines = readLines(input, label, limits.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES)[Symbol.asyncIterator]();
   let lineNo = 0;
-  const next = async (): Promise<string | undefined> => {
+  const next = async (): Promise<Line | undefined> => {
     const item = await lines.next();
     if (item.done) return undefined;
-    lineNo++;
+    lineNo = item.value.number;
     return item.value;
   };
-  const parse = (text: string): unknown => {
+  const damaged = (what: string): IntegrityError => new IntegrityError(`${label}: line ${lineNo} ${what}; the export is damaged`);
+  const parse = (line: Line): Record<string, unknown> => {
+    const text = decodeUtf8(line.bytes);
+    if ('invalidAt' in text) throw damaged(`is not valid UTF-8 (its byte ${text.invalidAt})`);
+    let value: unknown;
     try {
-      return JSON.parse(text);
+      value = JSON.parse(text.text);
     } catch {
-      throw new IntegrityError(`${label}: line ${lineNo} is not valid JSON; the export is damaged`);
+      throw damaged('is not valid JSON');
     }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw damaged('is not a JSON object');
+    return value as Record<string, unknown>;
   };
+
+  let headerSha256 = '';
+  let prefix: Buffer = Buffer.alloc(0);
   let headerPromise: Promise<ExportHeader> | undefined;
   const header = (): Promise<ExportHeader> =>
     (headerPromise ??= (async () => {
       const first = await next();
-      const value = first === undefined ? undefined : (parse(first) as Partial<ExportHeader>);
-      if (value?.format !== EXPORT_FORMAT) throw new IntegrityError(`${label}: not a kvdr export (no kvdr-export header on line 1)`);
-      if (value.version !== EXPORT_VERSION) throw new IntegrityError(`${label}: kvdr export version ${String(value.version)} is not supported (this kvdr reads version ${EXPORT_VERSION})`);
-      return value as ExportHeader;
+      if (!first) throw new IntegrityError(`${label}: is empty; not a kvdr export (no header line), the file was cut short or never written`);
+      const value = (() => {
+        try {
+          return parse(first);
+        } catch {
+          return undefined;
+        }
+      })();
+      if (value?.['format'] !== EXPORT_FORMAT) throw new IntegrityError(`${label}: not a kvdr export (no kvdr-export header on line 1)`);
+      if (!READABLE_EXPORT_VERSIONS.includes(value['version'] as number)) {
+        throw new IntegrityError(`${label}: kvdr export version ${String(JSON.stringify(value['version'])).slice(0, 40)} is not supported (this kvdr reads versions ${READABLE_EXPORT_VERSIONS.join(', ')}); upgrade kvdr`);
+      }
+      const decoded = typeof value['prefix'] === 'string' ? decodeBase64Strict(value['prefix']) : undefined;
+      if (!decoded) throw damaged('(the header) has a prefix that is not base64');
+      if (!isCount(value['revision'])) throw damaged('(the header) has a revision that is not a non-negative integer');
+      prefix = decoded;
+      headerSha256 = createHash('sha256').update(first.bytes).digest('hex');
+      return value as unknown as ExportHeader;
     })());
 
   async function* records(): AsyncIterable<KvRecord> {
-    await header();
-    const digest = new RecordDigest();
-    for (;;) {
-      const line = await next();
-      if (line === undefined) throw new IntegrityError(`${label}: ends after line ${lineNo} without a trailer; the export is truncated`);
-      const value = parse(line) as Partial<ExportRecordLine> & Partial<ExportTrailer>;
-      if (value.trailer) {
-        if (value.trailer.count !== digest.records || value.trailer.digest !== digest.digest()) {
-          throw new IntegrityError(`${label}: trailer says ${value.trailer.count} records, the export holds ${digest.records} that do not match its digest; the export is damaged`);
+    try {
+      const { version } = await header();
+      const digest = new RecordDigest();
+      for (;;) {
+        const line = await next();
+        if (line === undefined) throw new IntegrityError(`${label}: ends after line ${lineNo} without a trailer; the export is truncated`);
+        const value = parse(line);
+        if ('trailer' in value) {
+          checkTrailer(value as unknown as ExportTrailer, version, digest, line);
+          if ((await next()) !== undefined) throw damaged('follows the trailer (data after the end of the export)');
+          return;
         }
-        if ((await next()) !== undefined) throw new IntegrityError(`${label}: data after the trailer on line ${lineNo}`);
-        return;
+        yield toRecord(value, digest);
       }
-      if (typeof value.key !== 'string' || typeof value.value !== 'string') {
-        throw new IntegrityError(`${label}: line ${lineNo} is not a kvdr export record`);
-      }
-      const record: KvRecord = {
-        key: Buffer.from(value.key, 'base64'),
-        value: Buffer.from(value.value, 'base64'),
-        ...(value.lease !== undefined ? { lease: value.lease } : {}),
-        ...(value.createRevision !== undefined ? { createRevision: value.createRevision } : {}),
-        ...(value.modRevision !== undefined ? { modRevision: value.modRevision } : {}),
-        ...(value.version !== undefined ? { version: value.version } : {}),
-      };
-      try {
-        digest.add(record.key, record.value);
-      } catch {
-        throw new IntegrityError(`${label}: line ${lineNo} is out of key order; the export is damaged`);
-      }
-      yield record;
+    } finally {
+      await lines.return?.(); // a pass given up early still closes the input
     }
   }
-  return { header, records: records() };
+
+  function checkTrailer({ trailer }: ExportTrailer, version: number, digest: RecordDigest, line: Line): void {
+    if (typeof trailer !== 'object' || trailer === null || !isCount(trailer.count) || typeof trailer.digest !== 'string') throw damaged('is not a valid trailer');
+    if (!line.terminated) throw new IntegrityError(`${label}: the trailer on line ${lineNo} lacks its final newline; the export is truncated`);
+    // Version 2 must carry it; a version 1 file that does (written by this kvdr) is checked as well.
+    if (trailer.headerSha256 === undefined ? version >= HEADER_COVERED_FROM : trailer.headerSha256 !== headerSha256) {
+      throw new IntegrityError(`${label}: the header on line 1 does not match the trailer's headerSha256; the header (its prefix or revision) was altered or damaged`);
+    }
+    if (trailer.count !== digest.records) {
+      throw new IntegrityError(`${label}: the trailer says ${trailer.count} records, the export holds ${digest.records}; the export is damaged`);
+    }
+    if (trailer.digest !== digest.digest()) throw new IntegrityError(`${label}: the ${digest.records} records do not match the trailer's digest; the export is damaged`);
+  }
+
+  function toRecord(value: Partial<Record<keyof ExportRecordLine, unknown>>, digest: RecordDigest): KvRecord {
+    const key = typeof value.key === 'string' ? decodeBase64Strict(value.key) : undefined;
+    const data = typeof value.value === 'string' ? decodeBase64Strict(value.value) : undefined;
+    if (!key || !data) {
+      throw damaged(typeof value.key === 'string' && typeof value.value === 'string' ? 'has a key or value that is not valid base64' : 'is not a kvdr export record');
+    }
+    if (value.lease !== undefined && (typeof value.lease !== 'string' || !LEASE.test(value.lease))) throw damaged('has a lease that is not a decimal id');
+    for (const field of ['createRevision', 'modRevision', 'version'] as const) {
+      if (value[field] !== undefined && !isCount(value[field])) throw damaged(`has a ${field} that is not a non-negative integer`);
+    }
+    if (key.length < prefix.length || prefix.compare(key, 0, prefix.length) !== 0) throw damaged("has a key outside the header's prefix");
+    try {
+      digest.add(key, data);
+    } catch {
+      throw damaged('is out of key order (or repeats a key)');
+    }
+    return {
+      key,
+      value: data,
+      ...(value.lease !== undefined ? { lease: value.lease } : {}),
+      ...(value.createRevision !== undefined ? { createRevision: value.createRevision as number } : {}),
+      ...(value.modRevision !== undefined ? { modRevision: value.modRevision as number } : {}),
+      ...(value.version !== undefined ? { version: value.version as number } : {}),
+    };
+  }
+
+  return { header, headerCovered: async () => (await header()).version >= HEADER_COVERED_FROM, records: records() };
+}
+
+function isCount(n: unknown): n is number {
+  return typeof n === 'number' && Number.isInteger(n) && n >= 0;
 }

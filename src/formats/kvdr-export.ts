@@ -1,14 +1,22 @@
+import { createHash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { KvRecord } from './record.js';
 import { RecordDigest } from './record-digest.js';
 
 export const EXPORT_FORMAT = 'kvdr-export';
-export const EXPORT_VERSION = 1;
+/**
+ * The version this kvdr writes. 2: the trailer carries `headerSha256`, so the header (its prefix,
+ * revision) is covered by the export itself. 1 (older backups): only the manifest's sha256 of the
+ * stored object covers the header. The reader reads both.
+ */
+export const EXPORT_VERSION = 2;
+export const READABLE_EXPORT_VERSIONS: readonly number[] = [1, 2];
+export type ExportVersion = 1 | 2;
 
 /** First line of an export: what it is and where it came from. */
 export interface ExportHeader {
   format: typeof EXPORT_FORMAT;
-  version: typeof EXPORT_VERSION;
+  version: ExportVersion;
   source: { type: 'etcd'; clusterId?: string };
   /** The scope prefix, base64 (keys are bytes). */
   prefix: string;
@@ -16,9 +24,12 @@ export interface ExportHeader {
   createdAt: string;
 }
 
-/** Last line: how many records came before it and their RecordDigest, so truncation is detectable. */
+/**
+ * Last line: how many records came before it and their RecordDigest, so truncation is detectable, and
+ * (version 2) the sha256 (hex) of the header line's exact bytes, without its newline.
+ */
 export interface ExportTrailer {
-  trailer: { count: number; digest: string };
+  trailer: { count: number; digest: string; headerSha256?: string };
 }
 
 /** One record line; key and value base64 so any bytes survive JSON. */
@@ -52,16 +63,18 @@ export interface ExportWriter extends Transform {
 /**
  * Encodes etcd records as kvdr export NDJSON: header, one line per record, trailer. Object-mode in
  * (a KvRecord or a page of them), bytes out; one page in memory at a time. The header is written when the first record
- * (or the end) arrives, because the revision is known only after the first page was read.
+ * (or the end) arrives, because the revision is known only after the first page was read. The trailer
+ * always carries the header line's sha256; a reader requires it for version 2 and checks it whenever present.
  */
 export function exportWriter(header: () => ExportHeader): ExportWriter {
   const digest = new RecordDigest();
-  let started = false;
+  let headerSha256 = '';
   let final: string | undefined;
   const start = (stream: Transform): void => {
-    if (!started) {
-      started = true;
-      stream.push(`${JSON.stringify(header())}\n`);
+    if (!headerSha256) {
+      const line = JSON.stringify(header());
+      headerSha256 = createHash('sha256').update(line, 'utf8').digest('hex');
+      stream.push(`${line}\n`);
     }
   };
   const transform = new Transform({
@@ -82,7 +95,7 @@ export function exportWriter(header: () => ExportHeader): ExportWriter {
     flush(done: TransformCallback) {
       start(this);
       final = digest.digest();
-      const trailer: ExportTrailer = { trailer: { count: digest.records, digest: final } };
+      const trailer: ExportTrailer = { trailer: { count: digest.records, digest: final, headerSha256 } };
       done(null, `${JSON.stringify(trailer)}\n`);
     },
   });

@@ -1,7 +1,7 @@
-import { Writable, type Transform } from 'node:stream';
+import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import { verifyConsulSnapshot } from '../formats/consul-snapshot.js';
+import { inflate, storedInflateCap } from '../formats/inflate.js';
 import { verifySnapshotTrailer } from '../formats/etcd-snapshot.js';
 import { hashCounter } from '../util/hash-counter.js';
 import { IntegrityError, oneLine } from '../util/errors.js';
@@ -37,9 +37,13 @@ export async function verifyBackup(store: ObjectStore, manifest: Manifest): Prom
     return { ...base, result: 'missing', checks, bytes: 0, detail: `${manifest.repository.key} is not in ${store.location}: the artifact was deleted` };
   }
   const counted = hashCounter();
-  const stages: Transform[] = [counted, ...(manifest.compression === 'gzip' ? [createGunzip()] : []), ...(inner ? [inner] : [])];
   try {
-    await pipeline([await store.get(manifest.repository.key), ...stages, discard()]);
+    const stored = await store.get(manifest.repository.key);
+    stored.on('error', (err) => counted.destroy(err));
+    // Inflating past the size the manifest records is damage (or a bomb), never a reason to keep going.
+    const cap = storedInflateCap(manifest.bytes.raw, format === 'consul-snapshot' ? 'archive' : 'kvdr');
+    const body = inflate(stored.pipe(counted), { gzip: manifest.compression === 'gzip', maxBytes: cap, label: `backup ${manifest.id}` });
+    await pipeline([body, ...(inner ? [inner] : []), discard()]);
   } catch (err) {
     // A stored object that hashes right but fails its own checksum was damaged before it was stored.
     const mismatch = counted.sha256() !== undefined && counted.sha256() !== manifest.sha256;

@@ -132,7 +132,7 @@ describe('etcd backups into S3 and the filesystem', () => {
     const trailer = JSON.parse(lines.at(-1) ?? '') as { trailer: { count: number; digest: string } };
     const records = lines.slice(1, -1).map((l) => JSON.parse(l) as { key: string; value: string; lease: string });
 
-    expect(header).toMatchObject({ format: 'kvdr-export', version: 1, revision: manifest.revision, prefix: Buffer.from(scope).toString('base64') });
+    expect(header).toMatchObject({ format: 'kvdr-export', version: 2, revision: manifest.revision, prefix: Buffer.from(scope).toString('base64') });
     const keys = records.map((r) => Buffer.from(r.key, 'base64'));
     expect(keys.every((k) => k.subarray(0, scope.length).toString() === scope)).toBe(true);
     expect(keys.some((k) => k.equals(binaryKey))).toBe(true);

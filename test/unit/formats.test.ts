@@ -55,26 +55,28 @@ describe('etcd snapshot trailer check', () => {
 describe('kvdr export writer', () => {
   const header = (): ExportHeader => ({
     format: 'kvdr-export',
-    version: 1,
+    version: 2,
     source: { type: 'etcd' },
     prefix: '',
     revision: 9,
     createdAt: '2026-01-01T00:00:00.000Z',
   });
 
-  it('writes header, one base64 line per record and a trailer with count and digest', async () => {
+  it('writes header, one base64 line per record and a trailer with count, digest and the header line\'s sha256', async () => {
     const records = [
       { key: Buffer.from('a'), value: Buffer.from([0, 255]), lease: '7', createRevision: 2, modRevision: 3, version: 2 },
       { key: Buffer.from([0x62, 0xff]), value: Buffer.alloc(0), lease: '0', createRevision: 4, modRevision: 4, version: 1 },
     ];
     const writer = exportWriter(header);
-    const lines = (await readAll(Readable.from(records).pipe(writer))).toString().trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const text = (await readAll(Readable.from(records).pipe(writer))).toString();
+    const lines = text.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines[0]).toEqual(header());
     expect(lines[1]).toEqual({ key: 'YQ==', value: 'AP8=', lease: '7', createRevision: 2, modRevision: 3, version: 2 });
     expect(lines[2]).toMatchObject({ key: Buffer.from([0x62, 0xff]).toString('base64'), value: '' });
     const digest = new RecordDigest();
     for (const r of records) digest.add(r.key, r.value);
-    expect(lines[3]).toEqual({ trailer: { count: 2, digest: digest.digest() } });
+    const headerSha256 = createHash('sha256').update(text.slice(0, text.indexOf('\n'))).digest('hex');
+    expect(lines[3]).toEqual({ trailer: { count: 2, digest: digest.digest(), headerSha256 } });
     expect(writer.summary().count).toBe(2);
   });
 

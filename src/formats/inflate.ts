@@ -1,0 +1,113 @@
+import type { Readable } from 'node:stream';
+import { Transform, type TransformCallback } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { IntegrityError } from '../util/errors.js';
+import { formatBytes } from '../util/table.js';
+
+/**
+ * The cap on inflated bytes for a local file (`--file`, `--kvdb_dump_file`) when the user gives none.
+ * etcd's largest recommended backend is 8 GiB and Portworx's KVDB is far smaller; twice that leaves
+ * room for an export's base64 and JSON, so an artifact that inflates past 16 GiB is a bomb or not a
+ * KVDB at all. `--max-inflated-bytes` raises it.
+ */
+export const DEFAULT_MAX_INFLATED_BYTES = 16 * 1024 ** 3;
+
+/** Slack over the exact size a manifest records: guards rounding, never a real artifact. */
+export const INFLATE_SLACK_BYTES = 1024 ** 2;
+
+export interface InflateOptions {
+  /** Gunzip on the way; false passes the bytes through, still counted and capped. */
+  gzip: boolean;
+  /** The most bytes the output may hold; one more fails the stream. */
+  maxBytes: number;
+  /** Names the artifact in errors (a file name or backup id). */
+  label: string;
+}
+
+/**
+ * The cap for inflating a stored backup, from its manifest's `bytes.raw` (what went into kvdr's own
+ * compression). Rule:
+ * - `layer: 'kvdr'` (kvdr's gzip over the artifact): that layer inflates to exactly `raw` bytes, so the
+ *   cap is `raw + INFLATE_SLACK_BYTES`. A bomb planted in the repository stops 1 MiB past the true size.
+ * - `layer: 'archive'` (the compression inside the artifact, a Consul snapshot's own tar.gz): `raw` is
+ *   still compressed there, so nothing recorded bounds the inflated size better than the local-file
+ *   cap: `max(raw + INFLATE_SLACK_BYTES, localCap)`.
+ */
+export function storedInflateCap(rawBytes: number, layer: 'kvdr' | 'archive' = 'kvdr', localCap = DEFAULT_MAX_INFLATED_BYTES): number {
+  const exact = Math.max(0, Math.ceil(rawBytes)) + INFLATE_SLACK_BYTES;
+  return layer === 'kvdr' ? exact : Math.max(exact, localCap);
+}
+
+/**
+ * The bytes of `input`, gunzipped when `gzip` is set, failing with a one-line IntegrityError once they
+ * pass `maxBytes` or when the gzip stream is damaged (truncated, bad header, bad CRC). The output is
+ * paced by its reader (zlib stops inflating while the output is full), and a failure destroys the zlib
+ * stream and the input at once, so a decompression bomb costs at most `maxBytes` of inflating and a
+ * few chunks of memory. Destroying the output early (a reader that stops) closes the input too.
+ */
+export function inflate(input: Readable, options: InflateOptions): Readable {
+  const { gzip, maxBytes, label } = options;
+  let inBytes = 0;
+  let outBytes = 0;
+  const out = new Transform({
+    transform(chunk: Buffer, _encoding, done: TransformCallback) {
+      outBytes += chunk.length;
+      if (outBytes > maxBytes) return done(tooLarge(label, maxBytes, gzip));
+      done(null, chunk);
+    },
+    flush(done: TransformCallback) {
+      // zlib stops at the end of the last gzip member and drops zero bytes after it without a word;
+      // Go's gzip reader (Consul's, etcd's tools) refuses them, and so does this.
+      const extra = unzip ? inBytes - unzip.bytesWritten : 0;
+      if (extra > 0) return done(new GzipDamageError(`${label}: ${extra} bytes after the end of the gzip stream; the artifact is damaged, use another copy`, `${extra} bytes after the gzip stream`));
+      done();
+    },
+  });
+  // 64 KiB output chunks instead of zlib's 16 KiB: per-chunk stream overhead halves the throughput otherwise.
+  const unzip = gzip ? createGunzip({ chunkSize: 64 * 1024 }) : undefined;
+  input.on('data', (chunk: Buffer | string) => (inBytes += chunk.length));
+  // Errors of the input (a file that cannot be read) pass as they are: they are not damage.
+  input.on('error', (err) => out.destroy(err));
+  // An input destroyed by someone else ends without 'end': fail the output rather than leave it open.
+  input.on('close', () => {
+    if (!input.readableEnded && !out.destroyed) out.destroy(new IntegrityError(`${label}: the input closed after ${inBytes} bytes, before its end`));
+  });
+  unzip?.on('error', (err) => out.destroy(zlibFailure(label, err, inBytes, outBytes)));
+  out.on('close', () => {
+    unzip?.destroy();
+    input.destroy();
+  });
+  if (unzip) input.pipe(unzip).pipe(out);
+  else input.pipe(out);
+  return out;
+}
+
+function tooLarge(label: string, maxBytes: number, gzip: boolean): IntegrityError {
+  const what = gzip ? `inflates past ${maxBytes} bytes (${formatBytes(maxBytes)})` : `is larger than ${maxBytes} bytes (${formatBytes(maxBytes)})`;
+  return new IntegrityError(`${label}: ${what}; if the artifact really is that large raise --max-inflated-bytes, otherwise it is damaged or a decompression bomb`);
+}
+
+/** A damaged gzip stream (as opposed to the cap): `detail` says what zlib found, without the label. */
+export class GzipDamageError extends IntegrityError {
+  constructor(
+    message: string,
+    readonly detail: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** zlib's error codes and messages, turned into what happened to the file. */
+function zlibFailure(label: string, err: Error, inBytes: number, outBytes: number): GzipDamageError {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  const message = err.message;
+  let what: string;
+  if (inBytes === 0) what = 'is empty (0 bytes), not gzip data; the file was cut short or never written';
+  else if (code === 'Z_BUF_ERROR' || /unexpected end/i.test(message)) what = `truncated gzip: the data ends after ${inBytes} compressed bytes, before the gzip trailer; the file was cut short`;
+  else if (/incorrect header check/.test(message)) what = outBytes === 0 ? 'not gzip data (bad gzip header)' : `bad gzip header after ${outBytes} inflated bytes (garbage after the gzip stream)`;
+  else if (/incorrect data check/.test(message)) what = 'gzip CRC mismatch: the inflated data is not what was compressed';
+  else if (/incorrect length check/.test(message)) what = 'gzip length check failed: the inflated data is not what was compressed';
+  else what = `corrupt gzip data after ${outBytes} inflated bytes (${message})`;
+  return new GzipDamageError(`${label}: ${what}; the artifact is damaged, use another copy`, what, { cause: err });
+}
