@@ -44,12 +44,31 @@ const sourceFields = z.strictObject({
   datacenter: z.string().min(1).optional(),
   /** Consul: read snapshots and exports from any server, not only the leader (works without a leader). */
   stale: z.boolean().default(false),
+  /**
+   * etcd: the cluster's --max-request-bytes (default 1.5 MiB = 1572864). A restore refuses, before any
+   * write, a value that cannot fit one request with its key; batches stay under it.
+   */
+  maxRequestBytes: z.number().int().min(4096).optional(),
+  /**
+   * Consul: the servers' kv_max_value_size (default 512 KiB = 524288). A restore refuses, before any
+   * write, a larger value.
+   */
+  maxValueBytes: z.number().int().min(1024).optional(),
 });
 
-export const sourceSchema = sourceFields.refine((s) => s.type !== 'etcd' || s.endpoints.length > 0, {
-  message: 'list at least one etcd endpoint',
-  path: ['endpoints'],
-});
+export const sourceSchema = sourceFields
+  .refine((s) => s.type !== 'etcd' || s.endpoints.length > 0, {
+    message: 'list at least one etcd endpoint',
+    path: ['endpoints'],
+  })
+  .refine((s) => s.type === 'etcd' || s.maxRequestBytes === undefined, {
+    message: 'maxRequestBytes is an etcd setting; for Consul set maxValueBytes',
+    path: ['maxRequestBytes'],
+  })
+  .refine((s) => s.type === 'consul' || s.maxValueBytes === undefined, {
+    message: 'maxValueBytes is a Consul setting; for etcd set maxRequestBytes',
+    path: ['maxValueBytes'],
+  });
 
 const s3Repository = z.strictObject({
   name,

@@ -7,14 +7,29 @@ export interface ScopeContents {
   examples: string[];
 }
 
-/** A live etcd or Consul that a restore writes into. */
+/**
+ * A live etcd or Consul that a restore writes into. Every implementation runs the one conformance
+ * suite (test/integration/kv-target-conformance.ts).
+ *
+ * Invariants an implementation keeps:
+ * - `refuse` is pure: the restore plan calls it for every record before the first write, so a record
+ *   it accepts must be writable by `writeBatch` (no write fails for a reason `refuse` could have seen).
+ * - `writeBatch` is all or nothing, and writes each key exactly where its bytes say: no key is ever
+ *   normalised, re-encoded or resolved into another key on the way (a `..` stays a `..`).
+ * - `deleteScope(p)` removes exactly the keys that start with the bytes of `p`, nothing else.
+ */
 export interface KvTarget {
   /** e.g. `etcd:http://127.0.0.1:2379`, for messages and audit events. */
   readonly description: string;
   /** Largest batch one transaction may carry: operations and bytes of keys plus values. */
   readonly batchLimits: { ops: number; bytes: number };
-  /** Largest single value the target accepts, if it has a fixed limit (Consul: 512 KiB). */
-  readonly maxValueBytes: number | undefined;
+  /** Largest single value the target accepts (etcd: what fits in one request; Consul: 512 KiB unless configured). */
+  readonly maxValueBytes: number;
+  /**
+   * Why the target cannot hold this key with a value of this many bytes — a short phrase such as
+   * "etcd does not allow an empty key" — or undefined when it can. No I/O.
+   */
+  refuse(key: Buffer, valueBytes: number): string | undefined;
   inspectScope(prefix: Buffer): Promise<ScopeContents>;
   /** Deletes every key under the prefix in one operation; returns how many were deleted. */
   deleteScope(prefix: Buffer): Promise<number>;

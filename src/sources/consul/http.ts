@@ -19,6 +19,8 @@ export interface ConsulRequest {
   /** Statuses besides 2xx that the caller handles itself (e.g. 404 for an empty prefix). */
   accept?: number[];
   signal?: AbortSignal;
+  /** Longest silence from Consul before the call fails (ETIMEDOUT). @defaultValue 30 s */
+  timeoutMs?: number;
 }
 
 /**
@@ -27,23 +29,31 @@ export interface ConsulRequest {
  * 403, the permission the token lacks.
  */
 export async function consulRequest(access: ConsulAccess, req: ConsulRequest): Promise<IncomingMessage> {
-  const url = new URL(`${access.address}/v1${req.path}`);
+  const base = new URL(access.address);
+  const search = new URLSearchParams();
   const query: Record<string, string | boolean | undefined> = { dc: access.datacenter, ...req.query };
   for (const [k, v] of Object.entries(query)) {
-    if (v === true) url.searchParams.set(k, '');
-    else if (typeof v === 'string') url.searchParams.set(k, v);
+    if (v === true) search.set(k, '');
+    else if (typeof v === 'string') search.set(k, v);
   }
-  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  const queryText = search.toString();
+  const send = base.protocol === 'https:' ? httpsRequest : httpRequest;
   const response = await new Promise<IncomingMessage>((resolve, reject) => {
-    const r = send(url, {
+    // The path goes out as built, never through a URL parser: WHATWG URLs resolve `..` and `%2E%2E`
+    // segments, which would move a key such as `pwx/c1/%2E%2E/c2/x` onto another cluster's keys.
+    const r = send({
+      protocol: base.protocol,
+      hostname: base.hostname.replace(/^\[|\]$/g, ''),
+      ...(base.port ? { port: base.port } : {}),
+      path: `${base.pathname.replace(/\/+$/, '')}/v1${req.path}${queryText ? `?${queryText}` : ''}`,
       method: req.method ?? 'GET',
       headers: { ...(access.token ? { 'X-Consul-Token': access.token } : {}) },
       ...(access.agent ? { agent: access.agent } : {}),
       ...(req.signal ? { signal: req.signal } : {}),
-      timeout: 30_000,
+      timeout: req.timeoutMs ?? 30_000,
     });
     r.on('response', resolve);
-    r.on('timeout', () => r.destroy(Object.assign(new Error('no answer within 30s'), { code: 'ETIMEDOUT' })));
+    r.on('timeout', () => r.destroy(Object.assign(new Error(`no answer within ${(req.timeoutMs ?? 30_000) / 1000}s`), { code: 'ETIMEDOUT' })));
     r.on('error', (err) => reject(describeConsulFailure(err, access, req)));
     if (req.body instanceof Readable) {
       req.body.on('error', (err) => r.destroy(err));
@@ -96,6 +106,8 @@ export function describeConsulFailure(err: unknown, access: ConsulAccess, req: P
   let reason: string;
   if (phase === 'stream' && (network || /aborted|premature close/i.test(oneLine(err)))) {
     reason = `the connection to Consul broke off mid-stream (${code ?? oneLine(err)}); check that the agent is up and run the backup again`;
+  } else if (code === 'ETIMEDOUT' && /^no answer within/.test(oneLine(err))) {
+    reason = `Consul gave ${oneLine(err)} (ETIMEDOUT); check that the agent is up and not stopped or overloaded`;
   } else if (network) {
     reason = `cannot reach Consul (${code}); check the address and that the agent is up`;
   } else {

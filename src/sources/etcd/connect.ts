@@ -17,9 +17,9 @@ export function connectEtcd(connection: EtcdConnection, env: NodeJS.ProcessEnv =
     // (readRange halves its page size when a page would be larger).
     grpcOptions: { 'grpc.max_receive_message_length': 64 * 1024 * 1024 },
   };
-  const auth = connection.auth ?? authFromEnv(env);
+  const auth = etcdAuth(connection, env);
   if (auth) options.auth = { username: auth.username, password: auth.password };
-  const tls = connection.tls ?? tlsFromEnv(env);
+  const tls = etcdTls(connection, env);
   if (tls && (tls.ca || tls.cert || tls.key)) {
     options.credentials = {
       rootCertificate: readPem(tls.ca, 'tls.ca') ?? Buffer.alloc(0),
@@ -28,6 +28,16 @@ export function connectEtcd(connection: EtcdConnection, env: NodeJS.ProcessEnv =
     };
   }
   return new Etcd3(options);
+}
+
+/** The user the client authenticates as: configured, else ETCDCTL_USER. */
+export function etcdAuth(connection: EtcdConnection, env: NodeJS.ProcessEnv = process.env): { username: string; password: string } | undefined {
+  return connection.auth ?? authFromEnv(env);
+}
+
+/** The TLS files the client uses: configured, else ETCDCTL_CACERT / ETCDCTL_CERT / ETCDCTL_KEY. */
+export function etcdTls(connection: EtcdConnection, env: NodeJS.ProcessEnv = process.env): EtcdConnection['tls'] {
+  return connection.tls ?? tlsFromEnv(env);
 }
 
 function authFromEnv(env: NodeJS.ProcessEnv): { username: string; password: string } | undefined {

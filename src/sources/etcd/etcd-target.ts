@@ -1,43 +1,97 @@
+import type { CallOptions } from '@grpc/grpc-js';
 import type { Etcd3 } from 'etcd3';
+import type { SourceConfig } from '../../config/schema.js';
 import type { KvRecord } from '../../formats/record.js';
+import { KvdrError } from '../../util/errors.js';
+import { keyCount, quoteKey } from '../key-text.js';
 import type { KvTarget, ScopeContents } from '../kv-target.js';
-import { connectEtcd, type EtcdConnection } from './connect.js';
+import { connectEtcd, etcdAuth, etcdTls, type EtcdConnection } from './connect.js';
 import { describeEtcdError } from './errors.js';
 import { prefixEnd, readRange } from './range-reader.js';
+import {
+  ETCD_DEFAULT_MAX_REQUEST_BYTES,
+  ETCD_MAX_TXN_OPS,
+  etcdBatchBytes,
+  etcdHeaderFor,
+  etcdTxnRequestBytes,
+  largestEtcdValue,
+} from './request-size.js';
+
+/** How to reach the cluster, and its --max-request-bytes when it is not etcd's default. */
+export type EtcdTargetConfig = EtcdConnection & Partial<Pick<SourceConfig, 'maxRequestBytes'>>;
+
+export interface EtcdTargetOptions {
+  /** Longest a write or delete may take before it fails (a stopped server must not hang a restore). @defaultValue 30 s */
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+}
 
 /**
- * etcd as a restore target. Batches stay inside etcd's defaults (--max-txn-ops 128,
- * --max-request-bytes 1.5 MiB). Leases are not carried over: a restored key has no lease.
+ * etcd as a restore target. Every request stays within the cluster's --max-request-bytes, counted the
+ * way etcd counts it (request-size.ts), and --max-txn-ops 128. Leases are not carried over: a
+ * restored key has no lease.
  */
 export class EtcdTarget implements KvTarget {
   readonly description: string;
-  readonly batchLimits = { ops: 128, bytes: 1024 * 1024 };
-  readonly maxValueBytes = undefined;
+  readonly batchLimits: { ops: number; bytes: number };
+  readonly maxValueBytes: number;
   private readonly etcd: Etcd3;
+  private readonly maxRequestBytes: number;
+  private readonly headerBytes: number;
+  private readonly timeoutMs: number;
 
-  constructor(private readonly connection: EtcdConnection) {
-    this.etcd = connectEtcd(connection);
+  constructor(
+    private readonly connection: EtcdTargetConfig,
+    options: EtcdTargetOptions = {},
+  ) {
+    const env = options.env ?? process.env;
+    this.etcd = connectEtcd(connection, env);
     this.description = connection.endpoints.map((u) => `etcd:${u}`).join(',');
+    this.maxRequestBytes = connection.maxRequestBytes ?? ETCD_DEFAULT_MAX_REQUEST_BYTES;
+    this.headerBytes = etcdHeaderFor(etcdAuth(connection, env)?.username, Boolean(etcdTls(connection, env)?.cert));
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.maxValueBytes = largestEtcdValue(1, this.maxRequestBytes, this.headerBytes);
+    this.batchLimits = { ops: ETCD_MAX_TXN_OPS, bytes: etcdBatchBytes(this.maxRequestBytes, ETCD_MAX_TXN_OPS, this.headerBytes) };
+  }
+
+  refuse(key: Buffer, valueBytes: number): string | undefined {
+    if (key.length === 0) return 'etcd does not allow an empty key';
+    const request = etcdTxnRequestBytes([{ key: key.length, value: valueBytes }], this.headerBytes);
+    if (request <= this.maxRequestBytes) return undefined;
+    const largest = largestEtcdValue(key.length, this.maxRequestBytes, this.headerBytes);
+    return (
+      `a ${valueBytes}-byte value under this ${key.length}-byte key makes a ${request}-byte request, over etcd's ` +
+      `--max-request-bytes of ${this.maxRequestBytes} (${largest < 0 ? 'the key alone is too long' : `at most ${largest} value bytes fit`}; ` +
+      'if the cluster allows larger requests, set maxRequestBytes on the source)'
+    );
   }
 
   async inspectScope(prefix: Buffer): Promise<ScopeContents> {
     return this.guard('count the keys in the scope', async () => {
-      const range = prefix.length === 0 ? this.etcd.getAll() : this.etcd.getAll().prefix(prefix);
-      const [count, examples] = await Promise.all([range.count(), (prefix.length === 0 ? this.etcd.getAll() : this.etcd.getAll().prefix(prefix)).limit(5).keys()]);
+      const all = (): ReturnType<Etcd3['getAll']> => (prefix.length === 0 ? this.etcd.getAll() : this.etcd.getAll().prefix(prefix));
+      const [count, examples] = await Promise.all([all().options(this.deadline()).count(), all().options(this.deadline()).limit(5).keys()]);
       return { count, examples };
     });
   }
 
   async deleteScope(prefix: Buffer): Promise<number> {
     return this.guard('delete the scope', async () => {
-      const response = await this.etcd.kv.deleteRange({ key: prefix.length === 0 ? Buffer.from([0]) : prefix, range_end: prefixEnd(prefix) });
+      const response = await this.etcd.kv.deleteRange(
+        { key: prefix.length === 0 ? Buffer.from([0]) : prefix, range_end: prefixEnd(prefix) },
+        this.deadline(),
+      );
       return Number(response.deleted);
     });
   }
 
   async writeBatch(records: readonly KvRecord[]): Promise<void> {
-    await this.guard('write keys', () =>
-      this.etcd.kv.txn({ compare: [], success: records.map((r) => ({ request_put: { key: r.key, value: r.value } })), failure: [] }),
+    if (records.length === 0) return;
+    this.checkBatch(records);
+    await this.guard(`write ${keyCount(records.length)} in a transaction`, () =>
+      this.etcd.kv.txn(
+        { compare: [], success: records.map((r) => ({ request_put: { key: r.key, value: r.value } })), failure: [] },
+        this.deadline(),
+      ),
     );
   }
 
@@ -52,6 +106,28 @@ export class EtcdTarget implements KvTarget {
   close(): Promise<void> {
     this.etcd.close();
     return Promise.resolve();
+  }
+
+  /** The last check before sending: a batch etcd would refuse is never sent (the plan should have caught it). */
+  private checkBatch(records: readonly KvRecord[]): void {
+    const where = `etcd ${this.connection.endpoints.join(',')}`;
+    if (records.length > this.batchLimits.ops) {
+      throw new KvdrError(`${where}: a batch of ${keyCount(records.length)} exceeds etcd's --max-txn-ops ${this.batchLimits.ops}; nothing was sent (split the batch)`);
+    }
+    for (const r of records) {
+      const why = this.refuse(r.key, r.value.length);
+      if (why) throw new KvdrError(`${where}: cannot write ${quoteKey(r.key)}: ${why}; nothing was sent`);
+    }
+    const request = etcdTxnRequestBytes(records.map((r) => ({ key: r.key.length, value: r.value.length })), this.headerBytes);
+    if (request > this.maxRequestBytes) {
+      throw new KvdrError(
+        `${where}: a batch of ${keyCount(records.length)} makes a ${request}-byte request, over --max-request-bytes ${this.maxRequestBytes}; nothing was sent (keep batches within batchLimits)`,
+      );
+    }
+  }
+
+  private deadline(): CallOptions {
+    return { deadline: Date.now() + this.timeoutMs };
   }
 
   private async guard<T>(what: string, action: () => Promise<T>): Promise<T> {
