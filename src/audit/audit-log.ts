@@ -13,6 +13,8 @@ export type AuditEventType =
   | 'restore-aborted'
   | 'restore-dry-run'
   | 'restore-failed'
+  /** A restore that failed after its first write, and whose scope was put back as it was. */
+  | 'restore-rolled-back'
   | 'verify'
   | 'prune'
   | 'drill';

@@ -87,6 +87,7 @@ function backupJobRows(inputs: AuditInputs, histories: readonly JobHistory[]): B
 const RESTORE_STATUS: Partial<Record<AuditEvent['type'], RestoreJobRow['jobStatus']>> = {
   restore: 'COMPLETED',
   'restore-failed': 'FAILED',
+  'restore-rolled-back': 'FAILED',
   'restore-aborted': 'ABORTED',
   'restore-dry-run': 'DRY_RUN',
 };

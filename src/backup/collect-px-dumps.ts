@@ -2,6 +2,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { KvdrConfig, RepositoryConfig, SourceConfig } from '../config/schema.js';
+import { clusterScope } from '../config/scope.js';
 import { readCatalog } from '../repository/catalog.js';
 import type { Manifest } from '../repository/manifest.js';
 import { openStore } from '../repository/open-store.js';
@@ -73,7 +74,7 @@ export async function collectPxDumps(options: CollectOptions): Promise<CollectRe
           produce: 'px-dumps',
           artifact: pxDumpSource(path, facts, node, clusterId),
           source,
-          scope: clusterId ? `pwx/${clusterId}/` : '',
+          scope: clusterId ? clusterScope(clusterId) : '',
           compression: job.compression,
           logger,
           now,

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
+import { FreshnessScan, type DumpFreshness } from '../formats/dump-freshness.js';
 import { pxDumpTime, readPxDump } from '../formats/px-dump.js';
 import { KvdrError } from '../util/errors.js';
 import type { ArtifactSource } from './artifact-source.js';
@@ -9,6 +10,9 @@ export interface PxDumpFacts {
   contentSha256: string;
   records: number;
   maxKvdbIndex: number;
+  /** Dumps taken from etcd carry KVDBIndex 0: their freshness is the highest mod revision. */
+  maxModifiedIndex: number;
+  freshness: DumpFreshness;
 }
 
 /** One pass over a dump: its sha256 (for de-duplication), key count and highest KVDBIndex. */
@@ -17,12 +21,12 @@ export async function scanPxDump(path: string): Promise<PxDumpFacts> {
   const input = createReadStream(path);
   input.on('data', (chunk) => hash.update(chunk as Buffer));
   let records = 0;
-  let maxKvdbIndex = 0;
+  const scan = new FreshnessScan();
   for await (const record of readPxDump(input, basename(path))) {
     records++;
-    maxKvdbIndex = Math.max(maxKvdbIndex, record.kvdbIndex);
+    scan.add(record);
   }
-  return { contentSha256: hash.digest('hex'), records, maxKvdbIndex };
+  return { contentSha256: hash.digest('hex'), records, maxKvdbIndex: scan.maxKvdbIndex, maxModifiedIndex: scan.maxModifiedIndex, freshness: scan.freshness() };
 }
 
 /** A PX dump file as the artifact of a backup: stored as written, facts from a scan beforehand. */
@@ -42,6 +46,8 @@ export function pxDumpSource(path: string, facts: PxDumpFacts, node: string, clu
         ...(time ? { fileTime: time.toISOString() } : {}),
         ...(clusterId ? { clusterId } : {}),
         maxKvdbIndex: facts.maxKvdbIndex,
+        maxModifiedIndex: facts.maxModifiedIndex,
+        freshness: facts.freshness,
         contentSha256: facts.contentSha256,
       },
     }),

@@ -21,9 +21,14 @@ export interface CommandContext {
   print: (text: string) => void;
 }
 
-export function contextFor(command: Command): CommandContext {
+/**
+ * @param quietByDefault - log only warnings unless --log-level or KVDR_LOG_LEVEL says otherwise: a
+ *   one-shot command whose outcome is its printed line (a restore) keeps a failure to that one line.
+ */
+export function contextFor(command: Command, quietByDefault = false): CommandContext {
   const options = command.optsWithGlobals<GlobalOptions>();
-  const logger = createLogger(options.logLevel ? { level: options.logLevel } : {});
+  const level = options.logLevel ?? (process.env['KVDR_LOG_LEVEL'] as LevelWithSilent | undefined) ?? (quietByDefault ? 'warn' : undefined);
+  const logger = createLogger(level ? { level } : {});
   const configPath = resolveConfigPath(options.config);
   let loaded: Promise<KvdrConfig> | undefined;
   return {

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { KvdrError, UsageError } from '../util/errors.js';
 import { VERSION } from '../util/version.js';
-import { withRestoreTarget } from './restore-options.js';
+import { runRestoreCommand } from './restore-options.js';
 import { runCli } from './run-cli.js';
 
 interface PxFlags {
@@ -32,11 +32,7 @@ export function pxKvdbRestoreProgram(): Command {
     .option('--kvdb <endpoint>', 'override the KVDB endpoint(s), e.g. etcd:http://host:2379')
     .option('--cluster_id <id>', 'override the cluster id')
     .action(async (flags: PxFlags, command: Command) => {
-      const [{ runRestore }, { sniffArtifact }, { optionalConfig }] = await Promise.all([
-        import('../restore/run-restore.js'),
-        import('../restore/local-artifact.js'),
-        import('../restore/restore-context.js'),
-      ]);
+      const { optionalConfig } = await import('../restore/restore-context.js');
       const px = await readPxConfig(flags.px_config, flags.kvdb === undefined || flags.cluster_id === undefined);
       const clusterId = flags.cluster_id ?? px?.clusterid;
       const kvdb = flags.kvdb ?? px?.kvdb?.join(',');
@@ -44,11 +40,9 @@ export function pxKvdbRestoreProgram(): Command {
       if (!kvdb) throw new UsageError(`no KVDB endpoint: ${flags.px_config} has no kvdb; pass --kvdb etcd:http://host:2379`);
       const config = await optionalConfig(undefined);
       process.stderr.write(`Restoring kvdb dump ${flags.kvdb_dump_file} into ${kvdb} for cluster ${clusterId}\n`);
-      const origin = { file: flags.kvdb_dump_file, clusterId, tool: 'px-kvdb-restore' };
-      await withRestoreTarget(command, { target: kvdb, clusterId, ...(flags.force ? { force: true } : {}) }, config, origin, async (attempt) => {
-        const artifact = await sniffArtifact(flags.kvdb_dump_file);
-        if (artifact.format !== 'px-dump') throw new UsageError(`${artifact.label} is a ${artifact.format}, not a Portworx KVDB dump`);
-        return runRestore({ ...attempt, artifact, base: `pwx/${clusterId}/`, relativeKeys: true });
+      await runRestoreCommand(command, { target: kvdb, clusterId, ...(flags.force ? { force: true } : {}) }, config, {
+        input: { from: 'file', path: flags.kvdb_dump_file, expect: 'px-dump' },
+        caller: { tool: 'px-kvdb-restore' },
       });
     });
   return program;

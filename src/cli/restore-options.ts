@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { KvdrConfig } from '../config/schema.js';
+import type { RestoreRequest, RestoreResult } from '../restore/engine.js';
 import { checkPrefixFlags } from '../restore/key-scope.js';
-import type { RestoreRequest, RestoreResult } from '../restore/run-restore.js';
 import { parseKvdbEndpoints } from '../sources/endpoint.js';
 import { UsageError } from '../util/errors.js';
 import { contextFor } from './context.js';
@@ -17,69 +17,67 @@ export interface RestoreTargetFlags {
   dryRun?: boolean;
 }
 
-/** What a restore command's attempt gets: the open target and repository, and the flags they share. */
-export type RestoreAttempt = Pick<
-  RestoreRequest,
-  'target' | 'targetSource' | 'force' | 'dryRun' | 'safetyBackup' | 'repository' | 'logger' | 'print' | 'prefix' | 'toPrefix' | 'origin'
->;
+/** What a command adds to the shared flags: what to restore, and how. */
+export type RestoreCommandRequest = Pick<RestoreRequest, 'input'> & Partial<Pick<RestoreRequest, 'mode' | 'etcdMember' | 'caller' | 'asked' | 'maxInflatedBytes'>>;
 
 /**
- * Runs one restore attempt from parsed flags: checks the flags (a bad one is a usage error, and no
- * attempt), opens the target and the safety/audit repository, calls `run`, prints the outcome, and
- * closes everything whatever happens. From the moment `run` starts, a failure anywhere — the fetch, the
- * hash check, reading the input, the target — is a `restore-failed` event in the audit trail (unless
- * the restore recorded it itself), and the error goes on unchanged. `run` adds to `attempt.origin`
- * (backup id, file) as it learns what it restores.
+ * Runs one restore from parsed flags through the engine: checks the flags (a bad one is a usage error,
+ * and no attempt), opens the target and the safety/audit repository, turns SIGINT/SIGTERM into an
+ * abort (the engine rolls back, then exits 130), prints the outcome, and closes everything whatever happens.
  */
-export async function withRestoreTarget(
-  command: Command,
-  flags: RestoreTargetFlags,
-  config: KvdrConfig | undefined,
-  origin: Record<string, unknown>,
-  run: (attempt: RestoreAttempt) => Promise<RestoreResult | undefined>,
-): Promise<void> {
-  const ctx = contextFor(command);
+export async function runRestoreCommand(command: Command, flags: RestoreTargetFlags, config: KvdrConfig | undefined, request: RestoreCommandRequest): Promise<RestoreResult> {
+  const ctx = contextFor(command, true);
   if (!flags.target) throw new UsageError('--target: give the KVDB to restore into, e.g. etcd:http://127.0.0.1:2379');
   const endpoint = parseKvdbEndpoints([flags.target]);
   checkPrefixFlags(flags);
-  const [{ openTarget, restoreRepository }, { attemptSubject, recordRestoreFailure }] = await Promise.all([
-    import('../restore/restore-context.js'),
-    import('../restore/run-restore.js'),
-  ]);
+  const [{ openTarget, restoreRepository }, { restore }] = await Promise.all([import('../restore/restore-context.js'), import('../restore/engine.js')]);
   const { target, source } = openTarget(endpoint, config);
   const repository = restoreRepository(config);
-  const attempt: RestoreAttempt = {
-    target,
-    targetSource: source,
-    force: flags.force ?? false,
-    dryRun: flags.dryRun ?? false,
-    safetyBackup: flags.safetyBackup ?? true,
-    repository,
-    logger: ctx.logger,
-    print: ctx.print,
-    origin: { ...origin },
-    ...(flags.prefix !== undefined ? { prefix: flags.prefix } : {}),
-    ...(flags.toPrefix !== undefined ? { toPrefix: flags.toPrefix } : {}),
+  const interrupt = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupt.signal.aborted) {
+      process.stderr.write(`${command.name()}: ${signal} again: still putting the scope back; wait for it to finish\n`);
+      return;
+    }
+    process.stderr.write(`${command.name()}: ${signal}: stopping the restore; anything already written is rolled back first\n`);
+    interrupt.abort(new Error(signal));
   };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
-    let result: RestoreResult | undefined;
-    try {
-      result = await run(attempt);
-    } catch (err) {
-      await recordRestoreFailure(attempt, attemptSubject(attempt), err);
-      throw err;
+    const result = await restore({
+      ...request,
+      target,
+      targetSource: source,
+      scope: {
+        ...(flags.clusterId !== undefined ? { clusterId: flags.clusterId } : {}),
+        ...(flags.prefix !== undefined ? { prefix: flags.prefix } : {}),
+        ...(flags.toPrefix !== undefined ? { toPrefix: flags.toPrefix } : {}),
+      },
+      force: flags.force ?? false,
+      dryRun: flags.dryRun ?? false,
+      safetyBackup: flags.safetyBackup ?? true,
+      repository,
+      ...(config ? { configPath: ctx.configPath } : {}),
+      logger: ctx.logger,
+      print: ctx.print,
+      notice: (line) => process.stderr.write(`${line}\n`),
+      signal: interrupt.signal,
+    });
+    if (!result.dryRun) {
+      if (ctx.json) ctx.print(JSON.stringify(result, null, 2));
+      else if (request.mode !== 'native') {
+        ctx.print(
+          `restored ${result.written} keys into ${target.description}` +
+            (result.deleted ? ` after deleting ${result.deleted}` : '') +
+            (result.safetyBackupId ? ` (safety backup ${result.safetyBackupId})` : ''),
+        );
+      }
     }
-    if (!result || result.dryRun) return;
-    if (ctx.json) ctx.print(JSON.stringify(result, null, 2));
-    else {
-      ctx.print(
-        `restored ${result.written} keys into ${target.description}` +
-          (result.deleted ? ` after deleting ${result.deleted}` : '') +
-          (result.safetyBackupId ? ` (safety backup ${result.safetyBackupId})` : ''),
-      );
-    }
+    return result;
   } finally {
-    await target.close();
-    await repository.store.close();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await Promise.allSettled([target.close(), repository.store.close()]);
   }
 }

@@ -10,6 +10,7 @@ import type { Manifest } from '../repository/manifest.js';
 import { readManifest } from '../repository/manifest-store.js';
 import type { ObjectStore } from '../repository/object-store.js';
 import { openStore } from '../repository/open-store.js';
+import { freshnessOf, rankDumps } from '../formats/dump-freshness.js';
 import { IntegrityError, UsageError } from '../util/errors.js';
 import { hashCounter } from '../util/hash-counter.js';
 import type { LocalArtifact, ArtifactFormat } from './local-artifact.js';
@@ -69,25 +70,26 @@ export async function selectBackup(config: KvdrConfig, selector: BackupSelector)
 }
 
 /**
- * Among stored PX dumps (several nodes, several files), the freshest is the one whose highest KVDBIndex
- * is greatest, ties broken by the time in its file name; when it was uploaded says nothing.
+ * Among stored PX dumps (several nodes, several files), the freshest by content (see rankDumps): the
+ * manifests record each dump's highest KVDBIndex and ModifiedIndex; when it was uploaded says nothing.
  */
 function freshestDump(candidates: SelectedBackup[]): SelectedBackup | undefined {
-  const index = (c: SelectedBackup): number => Number(c.manifest.details['maxKvdbIndex'] ?? 0);
-  const time = (c: SelectedBackup): string => {
-    const value = c.manifest.details['fileTime'];
-    return typeof value === 'string' ? value : '';
-  };
-  const ordered = [...candidates].sort((a, b) => index(b) - index(a) || time(b).localeCompare(time(a)));
-  const [chosen, runnerUp] = ordered;
-  if (!chosen) return undefined;
-  const name = (c: SelectedBackup): string => `${String(c.manifest.details['file'])} from ${String(c.manifest.details['node'])}`;
-  const why = !runnerUp
-    ? 'the only stored dump'
-    : index(chosen) > index(runnerUp)
-      ? `highest KVDBIndex ${index(chosen)} (next: ${name(runnerUp)} at ${index(runnerUp)})`
-      : `KVDBIndex ${index(chosen)} ties with ${name(runnerUp)}; the later time in its name breaks the tie`;
-  return { ...chosen, reason: `chose ${chosen.manifest.id} (${name(chosen)}): ${why}` };
+  const number = (c: SelectedBackup, field: string): number => Number(c.manifest.details[field] ?? 0) || 0;
+  const ranking = rankDumps(
+    candidates.map((c) => {
+      const time = c.manifest.details['fileTime'];
+      return {
+        item: c,
+        name: `${String(c.manifest.details['file'])} from ${String(c.manifest.details['node'])}`,
+        freshness: freshnessOf(number(c, 'maxKvdbIndex'), number(c, 'maxModifiedIndex')),
+        ...(typeof time === 'string' ? { time: new Date(time) } : {}),
+      };
+    }),
+  );
+  if (!ranking) return undefined;
+  const { chosen, others, why } = ranking;
+  const next = others[0] ? ` (next: ${others[0].name} at ${others[0].freshness.value})` : '';
+  return { ...chosen.item, reason: `chose ${chosen.item.manifest.id} (${chosen.name}): ${why}${others[0] && !why.includes('ties') ? next : ''}` };
 }
 
 /** The job name inside a backup id `<stamp>-<job>-<6 hex>`. */

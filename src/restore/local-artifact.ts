@@ -1,18 +1,19 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { constants, createGunzip, gunzipSync } from 'node:zlib';
+import { constants, gunzipSync } from 'node:zlib';
 import { readConsulExport } from '../formats/consul-export-reader.js';
 import { readConsulSnapshotKv } from '../formats/consul-state-reader.js';
 import { openEtcdSnapshot, type EtcdSnapshotFile } from '../formats/etcd-snapshot-reader.js';
 import { verifySnapshotTrailer } from '../formats/etcd-snapshot.js';
+import { DEFAULT_MAX_INFLATED_BYTES, inflate } from '../formats/inflate.js';
 import { readKvdrExport } from '../formats/kvdr-export-reader.js';
 import { readPxDump } from '../formats/px-dump.js';
 import type { KvRecord } from '../formats/record.js';
-import { KvdrError, UsageError } from '../util/errors.js';
+import { IntegrityError, UsageError } from '../util/errors.js';
 
 export type ArtifactFormat = 'px-dump' | 'etcd-export' | 'consul-export' | 'etcd-snapshot' | 'consul-snapshot';
 
@@ -23,6 +24,12 @@ export interface LocalArtifact {
   gzip: boolean;
   /** For messages: the file name or backup id. */
   label: string;
+  /**
+   * The most bytes decompression may produce before the artifact is refused as damaged or a bomb: a
+   * stored backup's manifest says how large it is; a local file gets the configured cap.
+   * @defaultValue DEFAULT_MAX_INFLATED_BYTES (16 GiB)
+   */
+  maxInflatedBytes?: number;
 }
 
 /** An artifact opened for any number of passes over its records. */
@@ -45,6 +52,7 @@ export interface ArtifactReader {
  * its trailer on the way, and the same open snapshot serves every later pass until `close`.
  */
 export function openArtifact(artifact: LocalArtifact): ArtifactReader {
+  const limits = { maxInflatedBytes: capOf(artifact) };
   let snapshot: Promise<{ file: EtcdSnapshotFile; dir?: string }> | undefined;
   let revision: number | undefined;
   let index: number | undefined;
@@ -59,19 +67,19 @@ export function openArtifact(artifact: LocalArtifact): ArtifactReader {
         return;
       }
       case 'consul-snapshot':
-        yield* readConsulSnapshotKv(createReadStream(artifact.path), artifact.label, (meta) => (index = meta?.Index));
+        yield* readConsulSnapshotKv(createReadStream(artifact.path), artifact.label, (meta) => (index = meta?.Index), limits);
         return;
       case 'etcd-export': {
-        const reader = readKvdrExport(inflated(artifact), artifact.label);
+        const reader = readKvdrExport(inflated(artifact), artifact.label, limits);
         revision = (await reader.header()).revision;
         yield* reader.records;
         return;
       }
       case 'px-dump':
-        yield* readPxDump(inflated(artifact), artifact.label);
+        yield* readPxDump(inflated(artifact), artifact.label, limits);
         return;
       case 'consul-export':
-        yield* readConsulExport(inflated(artifact), artifact.label);
+        yield* readConsulExport(inflated(artifact), artifact.label, limits);
         return;
     }
   }
@@ -89,14 +97,17 @@ export function openArtifact(artifact: LocalArtifact): ArtifactReader {
   };
 }
 
-/** The file's bytes, inflated on the fly when it is gzipped. */
-function inflated(artifact: LocalArtifact): Readable {
-  const raw = createReadStream(artifact.path);
-  if (!artifact.gzip) return raw;
-  const input = raw.pipe(createGunzip());
-  raw.on('error', (err) => input.destroy(err));
-  input.on('close', () => raw.destroy()); // a pass given up early still closes the file
-  return input;
+function capOf(artifact: LocalArtifact): number {
+  return artifact.maxInflatedBytes ?? DEFAULT_MAX_INFLATED_BYTES;
+}
+
+/**
+ * The file's bytes, inflated on the fly when it is gzipped, never more than the artifact's cap. Read
+ * in 256 KiB chunks: a pass over a large export is a long run of small records, and every chunk
+ * costs a turn of the event loop.
+ */
+export function inflated(artifact: LocalArtifact): Readable {
+  return inflate(createReadStream(artifact.path, { highWaterMark: 256 * 1024 }), { gzip: artifact.gzip, maxBytes: capOf(artifact), label: artifact.label });
 }
 
 /**
@@ -109,7 +120,7 @@ async function openNativeSnapshot(artifact: LocalArtifact): Promise<{ file: Etcd
   try {
     const path = join(dir, 'snapshot.db');
     const check = verifySnapshotTrailer(artifact.label, 'nothing was read from it');
-    await pipeline(createReadStream(artifact.path), createGunzip(), check, createWriteStream(path, { mode: 0o600 }));
+    await pipeline(inflated(artifact), check, createWriteStream(path, { mode: 0o600 }));
     return { file: await openEtcdSnapshot(path, artifact.label, { trailerVerified: true }), dir };
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
@@ -129,10 +140,15 @@ export async function exportScope(artifact: LocalArtifact): Promise<string> {
 }
 
 /** Tells an artifact's format from its first bytes, as `--file` promises. */
-export async function sniffArtifact(path: string): Promise<LocalArtifact> {
+export async function sniffArtifact(path: string, maxInflatedBytes?: number): Promise<LocalArtifact> {
   const label = basename(path);
+  const cap = maxInflatedBytes === undefined ? {} : { maxInflatedBytes };
   let head: Buffer;
   try {
+    // Only a regular file: a FIFO would block the read forever, a device would never end.
+    const info = await stat(path);
+    if (info.isDirectory()) throw new UsageError(`${path}: is a directory; name the artifact file inside it`);
+    if (!info.isFile()) throw new UsageError(`${path}: is not a regular file (a device, FIFO or socket); copy the artifact to a file first`);
     const handle = await open(path, 'r');
     try {
       const { buffer, bytesRead } = await handle.read(Buffer.alloc(64 * 1024), 0, 64 * 1024, 0);
@@ -141,28 +157,30 @@ export async function sniffArtifact(path: string): Promise<LocalArtifact> {
       await handle.close();
     }
   } catch (err) {
+    if (err instanceof UsageError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     throw new UsageError(`${path}: ${code === 'ENOENT' ? 'no such file' : `cannot read (${code ?? String(err)})`}`);
   }
+  if (head.length === 0) throw new IntegrityError(`${label}: the file is empty; it holds no artifact`);
   const gzip = head[0] === 0x1f && head[1] === 0x8b;
   let content = head;
   if (gzip) {
     try {
       // A prefix of the stream is enough to recognise the content.
-      content = gunzipSync(head, { finishFlush: constants.Z_SYNC_FLUSH });
+      content = gunzipSync(head, { finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength: 1024 * 1024 });
     } catch {
-      throw new KvdrError(`${label}: starts like gzip but does not decompress`);
+      throw new IntegrityError(`${label}: starts like gzip but does not decompress; the file is damaged`);
     }
     if (content.subarray(0, 512).includes(Buffer.from('meta.json')) || content.subarray(0, 512).includes(Buffer.from('state.bin'))) {
-      return { path, format: 'consul-snapshot', gzip: false, label };
+      return { path, format: 'consul-snapshot', gzip: false, label, ...cap };
     }
   }
-  if (content.readUInt32LE(16) === 0xed0cdaed) return { path, format: 'etcd-snapshot', gzip, label };
+  if (content.length >= 20 && content.readUInt32LE(16) === 0xed0cdaed) return { path, format: 'etcd-snapshot', gzip, label, ...cap };
   const text = content.toString('utf8').trimStart();
-  if (text.startsWith('{"format":"kvdr-export"')) return { path, format: 'etcd-export', gzip, label };
+  if (text.startsWith('{"format":"kvdr-export"')) return { path, format: 'etcd-export', gzip, label, ...cap };
   if (text.startsWith('[')) {
     const firstKey = /"(Key|key)"\s*:/.exec(text)?.[1];
-    return { path, format: firstKey === 'Key' ? 'px-dump' : 'consul-export', gzip, label };
+    return { path, format: firstKey === 'Key' ? 'px-dump' : 'consul-export', gzip, label, ...cap };
   }
   throw new UsageError(`${label}: not an artifact kvdr can restore (a PX dump, a kvdr or consul kv export, or a snapshot)`);
 }

@@ -1,7 +1,8 @@
 import type { KvRecord } from '../formats/record.js';
 import { SetDigest } from '../formats/set-digest.js';
 import type { KvTarget } from '../sources/kv-target.js';
-import { KvdrError } from '../util/errors.js';
+import { IntegrityError, UsageError } from '../util/errors.js';
+import { confirmDuplicate, KeyFingerprints } from './key-set.js';
 import type { KeyScope } from './key-scope.js';
 
 /** What a restore will write, learned by reading the whole artifact once before any write. */
@@ -72,42 +73,104 @@ export function otherPaths(paths: number): string {
   return `(${paths} other path${paths === 1 ? '' : 's'})`;
 }
 
+/** How a plan names a key in a message: as text when it is printable UTF-8, else as hex; shortened. */
+export function showKey(key: Buffer, max = 60): string {
+  const text = key.toString('utf8');
+  const printable = Buffer.from(text, 'utf8').equals(key) && ![...text].some((c) => (c.codePointAt(0) as number) < 0x20 || c === '\u007f');
+  const shown = printable ? JSON.stringify(text) : `hex:${key.toString('hex')}`;
+  return shown.length > max ? `${shown.slice(0, max - 1)}…` : shown;
+}
+
+/** Offenders of one kind: how many, and the first few for the message. */
+class Offenders {
+  count = 0;
+  readonly examples: string[] = [];
+  add(example: () => string): void {
+    if (this.count++ < 3) this.examples.push(example());
+  }
+  list(): string {
+    return `${this.examples.join(', ')}${this.count > this.examples.length ? ', …' : ''}`;
+  }
+}
+
+/** Reads the artifact's records once more, numbered, for the duplicate check's second look. */
+export type NumberedPass = () => AsyncIterable<{ key: Buffer; index: number }>;
+
 /**
- * The pre-flight pass: reads every record (so a truncated or damaged artifact fails here, before any
- * write), maps keys into the scope, and refuses what the target cannot hold.
+ * The pre-flight pass (invariant 5): reads every record before any write, so a truncated or damaged
+ * artifact fails here; maps keys into the scope; and refuses what the target cannot hold (values over
+ * its limit, keys it rejects or would alter — asked of the target itself) and what no valid artifact
+ * holds (the same key twice, a key that would land outside the scope). The messages name the key, its
+ * record number, the limit and what to do. A real duplicate is confirmed on a second look at only the
+ * suspected keys (see KeyFingerprints), which runs only when the first pass found a suspect.
  */
-export async function planRestore(records: AsyncIterable<KvRecord>, scope: KeyScope, target: KvTarget): Promise<RestorePlan> {
+export async function planRestore(
+  records: AsyncIterable<KvRecord>,
+  scope: KeyScope,
+  target: KvTarget,
+  options: { label: string; again: NumberedPass; signal?: AbortSignal },
+): Promise<RestorePlan> {
   const digest = new SetDigest();
   const byTopLevel = new TopLevelCounts();
-  const oversize: string[] = [];
-  const badKeys: string[] = [];
-  const consul = target.description.startsWith('consul:');
-  let oversizeCount = 0;
-  let badKeyCount = 0;
+  const keys = new KeyFingerprints();
+  const oversize = new Offenders();
+  const refused = new Offenders();
+  const escaping = new Offenders();
   let bytes = 0;
   let skipped = 0;
   let leased = 0;
+  let index = -1;
   for await (const record of records) {
+    index++;
+    if ((index & 0x3ff) === 0) options.signal?.throwIfAborted();
     const key = scope.map(record.key);
     if (!key) {
       skipped++;
       continue;
     }
+    if (!scope.holds(key)) escaping.add(() => `${showKey(record.key)} (record ${index})`);
+    keys.add(key);
     digest.add(key, record.value);
     bytes += key.length + record.value.length;
     if (record.lease && record.lease !== '0') leased++;
     byTopLevel.add(scope.topLevel(key));
-    // Only the first few offenders are kept for the message: the counts are what matter.
-    if (target.maxValueBytes !== undefined && record.value.length > target.maxValueBytes && oversizeCount++ < 3) oversize.push(`${key.toString()} (${record.value.length} bytes)`);
-    if (consul && !Buffer.from(key.toString('utf8'), 'utf8').equals(key) && badKeyCount++ < 3) badKeys.push(key.toString('hex'));
+    if (record.value.length > target.maxValueBytes) oversize.add(() => `${showKey(key)} (record ${index}, ${record.value.length} bytes)`);
+    const why = target.refuse(key, record.value.length);
+    if (why !== undefined) refused.add(() => `${showKey(key)} (record ${index}): ${why}`);
   }
-  if (oversizeCount > 0) {
-    throw new KvdrError(
-      `${target.description} holds values of at most ${target.maxValueBytes} bytes; ${oversizeCount} to restore are larger (${oversize.join(', ')}${oversizeCount > 3 ? ', …' : ''}); nothing was written — restore into etcd, or leave them out with --prefix`,
+  const nothing = 'nothing was written';
+  if (escaping.count > 0) {
+    throw new IntegrityError(`${options.label}: ${escaping.count} keys would land outside the scope "${scope.scope.toString('utf8')}" (${escaping.list()}); ${nothing} — the artifact is damaged or hostile`);
+  }
+  if (keys.suspects.size > 0) {
+    const duplicate = await confirmDuplicate(numbered(options.again, scope), keys.suspects, options.label);
+    if (duplicate) {
+      const { first, second } = duplicate;
+      const merged = !first.original.equals(second.original);
+      throw new IntegrityError(
+        merged
+          ? `${options.label}: keys ${showKey(first.original)} (record ${first.index}) and ${showKey(second.original)} (record ${second.index}) both become ${showKey(duplicate.key)} ` +
+              `in ${target.description}, whose Portworx client merges repeated '/'; ${nothing} — remove one of them from the dump, or restore into etcd`
+          : `${options.label}: key ${showKey(duplicate.key)} occurs twice (records ${first.index} and ${second.index}); ${nothing} — the artifact is damaged: which value is meant cannot be known`,
+      );
+    }
+  }
+  if (oversize.count > 0) {
+    throw new UsageError(
+      `${options.label}: ${target.description} holds values of at most ${target.maxValueBytes} bytes; ${oversize.count} to restore are larger (${oversize.list()}); ${nothing} — ` +
+        'raise the target\'s limit (etcd --max-request-bytes, then maxRequestBytes in the source config; Consul kv_max_value_size, then maxValueBytes), restore into another target, or leave them out with --prefix',
     );
   }
-  if (badKeyCount > 0) {
-    throw new KvdrError(`${target.description} keys must be UTF-8; ${badKeyCount} to restore are not (hex ${badKeys.join(', ')}${badKeyCount > 3 ? ', …' : ''}); nothing was written — restore into etcd`);
+  if (refused.count > 0) {
+    throw new UsageError(`${options.label}: ${target.description} cannot hold ${refused.count} keys to restore as they are (${refused.list()}); ${nothing} — restore into another target, or leave them out with --prefix`);
   }
   return { records: digest.count, bytes, byTopLevel, skipped, leased, digest: digest.digest() };
+}
+
+/** The scope-mapped keys of a fresh pass, numbered as the plan numbered them. */
+async function* numbered(again: NumberedPass, scope: KeyScope): AsyncIterable<{ key: Buffer; index: number; original: Buffer }> {
+  for await (const { key, index } of again()) {
+    const mapped = scope.map(key);
+    if (mapped) yield { key: mapped, index, original: key };
+  }
 }

@@ -12,8 +12,7 @@ export class ReplayError extends KvdrError {
     cause: unknown,
   ) {
     super(
-      `${target}: restore stopped after ${written} of ${total} keys were written (${oneLine(cause)}); ` +
-        'the scope is incomplete — fix the cause and re-run with --force to replace it',
+      `${target}: the restore stopped after ${written} of ${total} keys were written (${oneLine(cause)})`,
       undefined,
       { cause },
     );
@@ -27,6 +26,8 @@ export interface ReplayOptions {
    * @defaultValue 4
    */
   inFlight?: number;
+  /** Aborting stops sending: batches in flight are waited for, then the replay fails with how far it got. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -70,17 +71,26 @@ export async function replay(
     running.add(tracked);
   };
 
-  for await (const record of records) {
-    if (failure) break;
-    const key = scope.map(record.key);
-    if (!key) continue;
-    const size = key.length + record.value.length;
-    if (batch.length >= ops || (batch.length > 0 && batchBytes + size > maxBytes)) await send();
-    batch.push({ ...record, key });
-    batchBytes += size;
+  const stop = (): void => {
+    failure ??= new ReplayError(written, total, target.description, options.signal?.reason ?? new Error('aborted'));
+  };
+  if (options.signal?.aborted) stop();
+  options.signal?.addEventListener('abort', stop, { once: true });
+  try {
+    for await (const record of records) {
+      if (failure) break;
+      const key = scope.map(record.key);
+      if (!key) continue;
+      const size = key.length + record.value.length;
+      if (batch.length >= ops || (batch.length > 0 && batchBytes + size > maxBytes)) await send();
+      batch.push(key === record.key ? record : { ...record, key });
+      batchBytes += size;
+    }
+    if (!failure) await send();
+  } finally {
+    await Promise.all(running);
+    options.signal?.removeEventListener('abort', stop);
   }
-  if (!failure) await send();
-  await Promise.all(running);
   if (failure) throw failure;
   return written;
 }

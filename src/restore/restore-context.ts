@@ -1,13 +1,19 @@
 import { access } from 'node:fs/promises';
 import { auditRepository } from '../audit/audit-repository.js';
 import { loadConfig, resolveConfigPath } from '../config/loader.js';
-import type { KvdrConfig, SourceConfig } from '../config/schema.js';
+import type { KvdrConfig, RepositoryConfig, SourceConfig } from '../config/schema.js';
 import { openStore } from '../repository/open-store.js';
 import { ConsulTarget } from '../sources/consul/consul-target.js';
 import type { KvdbEndpoint } from '../sources/endpoint.js';
 import { EtcdTarget } from '../sources/etcd/etcd-target.js';
 import type { KvTarget } from '../sources/kv-target.js';
-import type { RestoreRepository } from './run-restore.js';
+import type { ObjectStore } from '../repository/object-store.js';
+
+/** The repository a restore keeps its safety backup and audit events in. */
+export interface RestoreRepository {
+  store: ObjectStore;
+  config: RepositoryConfig;
+}
 
 /**
  * The target of a restore and how to reach it again for the safety backup. Credentials come from a
@@ -24,6 +30,9 @@ export function openTarget(endpoint: KvdbEndpoint, config: KvdrConfig | undefine
     ...(known?.tls ? { tls: known.tls } : {}),
     ...(known?.token ? { token: known.token } : {}),
     ...(known?.datacenter ? { datacenter: known.datacenter } : {}),
+    // A cluster started with another --max-request-bytes / kv_max_value_size: its configured limits.
+    ...(known?.maxRequestBytes !== undefined ? { maxRequestBytes: known.maxRequestBytes } : {}),
+    ...(known?.maxValueBytes !== undefined ? { maxValueBytes: known.maxValueBytes } : {}),
   };
   return { target: targetFor(source), source };
 }

@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { recordAuditEvent } from '../audit/audit-repository.js';
 import type { JobConfig, KvdrConfig, SourceConfig } from '../config/schema.js';
-import { oneLine, ScopeNotEmptyError, UsageError } from '../util/errors.js';
+import { oneLine, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
-import { fetchVerified, selectBackup } from './fetch-backup.js';
+import { restore } from './engine.js';
 import { restoreRepository, targetFor } from './restore-context.js';
-import { runRestore } from './run-restore.js';
 
 export interface RestoreDrillOptions {
   config: KvdrConfig;
@@ -70,74 +69,50 @@ async function drillOnce(
 ): Promise<DrillResult> {
   const { config, job, logger } = options;
   const drill = job.drill as NonNullable<JobConfig['drill']>;
-  const selected = await selectBackup(config, { latest: true, job: drill.job });
-  const { manifest } = selected;
-  subject['backup'] = manifest.id;
+  const runId = `${started.toISOString().replace(/[-:.]/g, '')}-${randomBytes(3).toString('hex')}`;
+  // A fresh scratch scope each run; without toPrefix the drill's target is a separate cluster, at the backup's own scope.
+  const toPrefix = drill.toPrefix === undefined ? undefined : `${drill.toPrefix}${runId}/`;
   const target = targetFor(targetSource);
   const repository = restoreRepository(config);
+  let scope: string | undefined;
   try {
-    options.signal?.throwIfAborted();
-    const { artifact, cleanup } = await fetchVerified(selected);
-    const fetchMs = elapsed();
-    try {
-      options.signal?.throwIfAborted();
-      const pxDump = artifact.format === 'px-dump';
-      const clusterId = manifest.source.clusterId;
-      if (pxDump && !clusterId) throw new UsageError(`backup ${manifest.id} is a PX dump of an unknown cluster; set pxDumps.clusterId`);
-      const base = pxDump ? `pwx/${clusterId as string}/` : manifest.scope.prefix;
-      const runId = `${started.toISOString().replace(/[-:.]/g, '')}-${randomBytes(3).toString('hex')}`;
-      const toPrefix = drill.toPrefix === undefined ? undefined : `${drill.toPrefix}${runId}/`;
-      const scope = Buffer.from(toPrefix ?? base);
-      subject['scope'] = scope.toString('utf8');
-      const before = await target.inspectScope(scope);
-      if (before.count > 0) {
-        throw new ScopeNotEmptyError(
-          `${target.description}: the drill's scratch scope "${scope.toString('utf8')}" already holds ${before.count} keys (e.g. ${before.examples.join(', ')}); a drill never overwrites: empty it or point the drill elsewhere`,
-        );
-      }
-      let cleanedUp = false;
-      try {
-        const restored = await runRestore({
-          artifact,
-          base,
-          relativeKeys: pxDump,
-          ...(toPrefix !== undefined ? { toPrefix } : {}),
-          target,
-          targetSource,
-          force: false,
-          dryRun: false,
-          safetyBackup: false,
-          repository,
-          logger,
-          print: () => undefined,
-          origin: { drill: job.name, backup: manifest.id, job: manifest.job, kind: manifest.kind, repository: manifest.repository.name },
-        });
-        const rtoMs = elapsed();
-        await target.deleteScope(scope);
-        cleanedUp = true;
-        return {
-          drill: job.name,
-          testedJob: drill.job,
-          backup: manifest.id,
-          backupFinishedAt: manifest.finishedAt,
-          target: target.description,
-          scope: scope.toString('utf8'),
-          records: restored.written,
-          digest: restored.plan.digest,
-          fetchMs,
-          rtoMs,
-          cleanedUp,
-        };
-      } finally {
-        // The scope was empty before: whatever is there now, the drill wrote.
-        if (!cleanedUp) await target.deleteScope(scope).catch((err: unknown) => logger.error({ err }, `drill could not clean up "${scope.toString('utf8')}": ${oneLine(err)}`));
-      }
-    } finally {
-      await cleanup();
-    }
+    // A drill never forces: it cannot destroy anything, and a scratch scope that holds keys stops it (exit 3).
+    const restored = await restore({
+      input: { from: 'repository', config, selector: { latest: true, job: drill.job } },
+      target,
+      targetSource,
+      scope: toPrefix === undefined ? {} : { toPrefix },
+      force: false,
+      dryRun: false,
+      safetyBackup: false,
+      repository,
+      logger,
+      print: () => undefined,
+      caller: { drill: job.name },
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    scope = restored.scope;
+    subject['backup'] = restored.input.backup;
+    subject['scope'] = scope;
+    const rtoMs = elapsed();
+    await target.deleteScope(Buffer.from(scope));
+    const backup = restored.input.backup as string;
+    return {
+      drill: job.name,
+      testedJob: drill.job,
+      backup,
+      backupFinishedAt: restored.input.takenAt ?? '',
+      target: target.description,
+      scope,
+      records: restored.written,
+      digest: restored.plan?.digest ?? '',
+      fetchMs: restored.timings.fetchMs,
+      rtoMs,
+      cleanedUp: true,
+    };
   } finally {
     await target.close();
     await repository.store.close();
-    await selected.store.close();
   }
 }
+

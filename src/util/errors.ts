@@ -43,6 +43,13 @@ export class IntegrityError extends KvdrError {
   }
 }
 
+/** Stopped by a signal (Ctrl-C, SIGTERM); the message says what was put back. */
+export class InterruptedError extends KvdrError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.Interrupted, options);
+  }
+}
+
 /** An audit control failed: the report was written, and this says which controls to look at. */
 export class ControlFailedError extends KvdrError {
   constructor(message: string) {

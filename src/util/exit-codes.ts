@@ -11,6 +11,8 @@ export const ExitCode = {
   Integrity: 4,
   /** An audit control failed. */
   ControlFailed: 5,
+  /** Stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it); a restore has rolled back first. */
+  Interrupted: 130,
 } as const;
 
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];

@@ -29,6 +29,8 @@ export interface EtcdInstance {
   ctl(...args: string[]): Promise<string>;
   /** SIGKILL: for fault tests. */
   kill(): void;
+  /** Starts it again after `kill`, on the same port and data: the cluster comes back as it was. */
+  restart(): Promise<void>;
   /** SIGSTOP / SIGCONT: a server that stops answering without closing its connections. */
   pause(): void;
   resume(): void;
@@ -63,26 +65,33 @@ export async function startEtcd(options: EtcdInstanceOptions = {}): Promise<Etcd
     '--quota-backend-bytes', String(4 * 1024 ** 3),
     ...(tls ? ['--cert-file', tls.serverCert, '--key-file', tls.serverKey, '--client-cert-auth', '--trusted-ca-file', tls.ca] : []),
   ];
-  const child: ChildProcess = spawn(options.binary ?? 'etcd', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
-  child.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
+  const launch = (): ChildProcess => {
+    const started = spawn(options.binary ?? 'etcd', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    started.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
+    return started;
+  };
+  let child = launch();
 
   const tlsArgs = tls ? ['--cacert', tls.ca, '--cert', tls.clientCert, '--key', tls.clientKey] : [];
   const baseArgs = ['--endpoints', endpoint, ...tlsArgs];
   const ctl = async (...ctlArgs: string[]): Promise<string> =>
     (await run('etcdctl', [...baseArgs, ...ctlArgs], { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 60_000, maxBuffer: 64 * 1024 * 1024 })).stdout;
 
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`etcd exited during start-up: ${log}`);
-    try {
-      await ctl('endpoint', 'health', '--command-timeout=2s');
-      break;
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`etcd not healthy after 30s: ${String(err)} ${log}`);
-      await new Promise((r) => setTimeout(r, 200));
+  const healthy = async (): Promise<void> => {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`etcd exited during start-up: ${log}`);
+      try {
+        await ctl('endpoint', 'health', '--command-timeout=2s');
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error(`etcd not healthy after 30s: ${String(err)} ${log}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
     }
-  }
+  };
+  await healthy();
 
   const rootArgs = options.rootPassword ? ['--user', `root:${options.rootPassword}`] : [];
   if (options.rootPassword) {
@@ -97,6 +106,11 @@ export async function startEtcd(options: EtcdInstanceOptions = {}): Promise<Etcd
     ctl: (...a) => ctl(...rootArgs, ...a),
     kill: () => {
       child.kill('SIGKILL');
+    },
+    restart: async () => {
+      if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.once('exit', r));
+      child = launch();
+      await healthy();
     },
     pause: () => {
       child.kill('SIGSTOP');

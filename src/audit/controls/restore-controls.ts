@@ -35,7 +35,7 @@ export function restoreTime(inputs: AuditInputs, history: JobHistory): ControlRe
 /** RESTORE_GOVERNANCE: every restore of the period that replaced keys (--force) took its safety backup first. */
 export function restoreGovernance(inputs: AuditInputs): ControlResult {
   const subject = { subjectType: 'trail' as const, subject: 'restores' };
-  const forced = inputs.events.filter((e) => (e.type === 'restore' || e.type === 'restore-failed') && e.subject['force'] === true && inPeriod(inputs, e.time));
+  const forced = inputs.events.filter((e) => (e.type === 'restore' || e.type === 'restore-failed' || e.type === 'restore-rolled-back') && e.subject['force'] === true && inPeriod(inputs, e.time));
   const replacing = forced.filter((e) => Number(e.subject['deleted'] ?? e.subject['replaced'] ?? 0) > 0);
   const held = new Set(inputs.manifests.map((m) => m.id));
   const rows: EvidenceRow[] = replacing.map((e) => {
