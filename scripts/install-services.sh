@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real services kvdr needs — etcd/etcdctl (Debian), MinIO and Consul (built from their Go
 # modules at pinned versions) — into a cache outside the clone. Idempotent: a second run only checks.
+# Part pxkvdb builds the test tool test/tools/pxkvdb (Portworx's KVDB library behind a CLI); run alone
+# (`install-services.sh pxkvdb`) it prints the path of that binary on stdout, for the test harness.
 # Missing prerequisites (go, curl, python3, root for apt-get) fail in one line before any work starts.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -42,6 +44,16 @@ needs_etcd() { ! etcd_pinned; }
 needs_minio() { [ ! -x "$KVDR_BIN_DIR/minio-$KVDR_MINIO_VERSION" ]; }
 needs_consul() { [ ! -x "$KVDR_BIN_DIR/consul-$KVDR_CONSUL_VERSION" ]; }
 needs_etcd35() { [ ! -x "$KVDR_BIN_DIR/etcd-$KVDR_ETCD35_VERSION" ]; }
+needs_pxkvdb() { [ ! -x "$(pxkvdb_target)" ]; }
+
+# pxkvdb is built from the sources in this clone, so its binary is named by a hash of them: an edit
+# (or a new pinned library version in its go.mod) builds a new one, and an unchanged tree reuses it.
+pxkvdb_src="$(cd "$here/.." && pwd)/test/tools/pxkvdb"
+pxkvdb_target() {
+  local hash
+  hash="$(cd "$pxkvdb_src" && cat go.mod go.sum ./*.go | sha256sum | cut -c1-12)"
+  printf '%s/pxkvdb-%s' "$KVDR_BIN_DIR" "$hash"
+}
 
 # Checks, before any work starts, what the parts about to be installed need; fails with one line.
 preflight() {
@@ -52,7 +64,7 @@ preflight() {
   mkdir -p "$KVDR_BIN_DIR" 2>/dev/null || missing+=("a writable cache directory $KVDR_BIN_DIR (set KVDR_CACHE_DIR)")
   for part in "$@"; do
     case "$part" in
-      minio|consul|etcd35) needs_"$part" && builds=1 ;;
+      minio|consul|etcd35|pxkvdb) needs_"$part" && builds=1 ;;
       tools)
         command -v docker-compose >/dev/null || packages+=(docker-compose)
         command -v chromium >/dev/null || packages+=(chromium) ;;
@@ -62,7 +74,7 @@ preflight() {
   done
   if [ "$builds" = 1 ]; then
     if ! command -v go >/dev/null; then
-      missing+=("go >= $KVDR_GO_MIN_VERSION (to build the pinned MinIO, Consul and etcd 3.5)")
+      missing+=("go >= $KVDR_GO_MIN_VERSION (to build the pinned MinIO, Consul, etcd 3.5 and test/tools/pxkvdb)")
     else
       local have toolchain; have="$(go env GOVERSION 2>/dev/null)"; have="${have#go}"; toolchain="$(go env GOTOOLCHAIN 2>/dev/null)"
       if ! version_ge "$have" "$KVDR_GO_MIN_VERSION" && { [ "$toolchain" = local ] || ! version_ge "$have" 1.21; }; then
@@ -151,6 +163,23 @@ install_etcd35() {
   ln -sfn "$target" "$KVDR_BIN_DIR/etcd35"
 }
 
+install_pxkvdb() {
+  [ -f "$pxkvdb_src/go.mod" ] || die "pxkvdb: $pxkvdb_src/go.mod is missing; run from a complete clone of kvdr"
+  grep -Fq "github.com/portworx/kvdb $KVDR_PXKVDB_KVDB_VERSION" "$pxkvdb_src/go.mod" \
+    || die "pxkvdb: $pxkvdb_src/go.mod does not require github.com/portworx/kvdb $KVDR_PXKVDB_KVDB_VERSION (scripts/versions.sh); make them agree"
+  local target tmp; target="$(pxkvdb_target)"
+  if [ ! -x "$target" ]; then
+    log "pxkvdb: building test/tools/pxkvdb with github.com/portworx/kvdb@$KVDR_PXKVDB_KVDB_VERSION (first time only, under a minute)"
+    tmp="$(mktemp "$target.tmp-XXXXXX")"
+    # -mod=readonly: the committed go.sum pins every module; a build never edits go.mod or go.sum.
+    if ! (cd "$pxkvdb_src" && GOFLAGS="-buildvcs=false -mod=readonly" go build -trimpath -o "$tmp" .); then
+      rm -f "$tmp"; die "pxkvdb: go build in $pxkvdb_src failed (see above)"
+    fi
+    mv "$tmp" "$target"
+  fi
+  ln -sfn "$target" "$KVDR_BIN_DIR/pxkvdb"
+}
+
 install_tools() {
   # docker-compose validates docker-compose.yml in a test (no Docker engine runs here).
   command -v docker-compose >/dev/null || { log "installing docker-compose (Debian)"; apt_install docker-compose; }
@@ -161,9 +190,10 @@ install_tools() {
 what="${1:-all}"
 case "$what" in
   etcd|etcd35|minio|consul|tools) parts=("$what") ;;
-  all) parts=(etcd tools minio consul etcd35) ;;
-  *) echo "usage: $0 [all|etcd|etcd35|minio|consul|tools]" >&2; exit 2 ;;
+  pxkvdb) preflight pxkvdb; install_pxkvdb; pxkvdb_target; echo; exit 0 ;;
+  all) parts=(etcd tools minio consul etcd35 pxkvdb) ;;
+  *) echo "usage: $0 [all|etcd|etcd35|minio|consul|tools|pxkvdb]" >&2; exit 2 ;;
 esac
 preflight "${parts[@]}"
 for part in "${parts[@]}"; do install_"$part"; done
-log "ready: $(etcd --version 2>/dev/null | head -1 || true) (and $KVDR_ETCD35_VERSION); minio $KVDR_MINIO_VERSION; consul $KVDR_CONSUL_VERSION (cached in $KVDR_BIN_DIR)"
+log "ready: $(etcd --version 2>/dev/null | head -1 || true) (and $KVDR_ETCD35_VERSION); minio $KVDR_MINIO_VERSION; consul $KVDR_CONSUL_VERSION; pxkvdb (portworx/kvdb $KVDR_PXKVDB_KVDB_VERSION) (cached in $KVDR_BIN_DIR)"
