@@ -8,7 +8,10 @@ import type { JobStatus } from '../scheduler/scheduler.js';
 import { oneLine } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { ServiceMetrics } from './metrics.js';
-import { statusPage } from './status-page.js';
+import { statusPage, type RepositoryProblem } from './status-page.js';
+
+/** How long the status page waits for one repository's listing before showing the page without it. */
+const PAGE_LIST_TIMEOUT_MS = 5_000;
 
 export interface HttpServerOptions {
   config: KvdrConfig;
@@ -72,8 +75,10 @@ export class HttpServer {
         return send(res, 200, 'application/json', JSON.stringify(jobs()));
       case '/api/backups':
         return send(res, 200, 'application/json', JSON.stringify(await this.catalog()));
-      case '/':
-        return send(res, 200, 'text/html; charset=utf-8', statusPage(jobs(), await this.catalog(), role()));
+      case '/': {
+        const { backups, problems } = await this.catalogForPage();
+        return send(res, 200, 'text/html; charset=utf-8', statusPage(jobs(), backups, role(), problems));
+      }
       default:
         return send(res, 404, 'text/plain', 'not found\n');
     }
@@ -90,6 +95,36 @@ export class HttpServer {
       }
     }
     return all.sort(oldestFirst);
+  }
+
+  /**
+   * The catalog for the status page: a repository that fails (or does not answer in time) becomes a
+   * problem line instead of failing the page, so the jobs and the other repositories still show.
+   */
+  private async catalogForPage(): Promise<{ backups: Manifest[]; problems: RepositoryProblem[] }> {
+    const listed = await Promise.all(
+      this.options.config.repositories.map(async (repository) => {
+        const store = openStore(repository);
+        let timer: NodeJS.Timeout | undefined;
+        const deadline = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${PAGE_LIST_TIMEOUT_MS / 1000}s`)), PAGE_LIST_TIMEOUT_MS);
+        });
+        try {
+          return { backups: await Promise.race([readCatalog(store), deadline]) };
+        } catch (err) {
+          this.options.logger.warn({ err, repository: repository.name }, 'status page: cannot list repository');
+          return { backups: [], problem: { repository: repository.name, error: oneLine(err) } };
+        } finally {
+          clearTimeout(timer);
+          // A store abandoned at the deadline closes in the background; the page does not wait for it.
+          void store.close().catch(() => undefined);
+        }
+      }),
+    );
+    return {
+      backups: listed.flatMap((l) => l.backups).sort(oldestFirst),
+      problems: listed.flatMap((l) => ('problem' in l && l.problem ? [l.problem] : [])),
+    };
   }
 }
 
