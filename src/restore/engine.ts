@@ -162,6 +162,7 @@ async function attempt(request: RestoreRequest, subject: RestoreSubject, started
       label: opened.artifact.label,
       again: () => numbered(reader, keyScope.from),
       ...(signal ? { signal } : {}),
+      summarise: request.dryRun,
     });
     state.planMs = Date.now() - started;
     if (plan.leased > 0) request.logger.warn({ leased: plan.leased }, `${plan.leased} keys had etcd leases; they are restored without a lease`);

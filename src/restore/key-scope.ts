@@ -58,6 +58,8 @@ export class KeyScope {
    */
   holds(key: Buffer): boolean {
     if (key.length < this.scope.length || this.scope.compare(key, 0, this.scope.length) !== 0) return false;
+    // Only a '..' segment can climb; most keys have none, and the search is native.
+    if (!key.includes(DOT_DOT, this.scope.length)) return true;
     let depth = 0;
     for (const segment of key.subarray(this.scope.length).toString('latin1').split('/')) {
       if (segment === '..') depth--;
@@ -76,6 +78,7 @@ export class KeyScope {
 }
 
 const DOUBLE_SLASH = Buffer.from('//');
+const DOT_DOT = Buffer.from('..');
 
 /** `pwx/c1//a///b` → `pwx/c1/a/b`. */
 function mergeSlashes(key: Buffer): Buffer {

@@ -17,7 +17,12 @@ export interface RestorePlan {
   leased: number;
   /** SetDigest of the records as they will be written. */
   digest: string;
+  /** Every SPLIT_EVERY-th key to write, ascending: lets verification read the scope in bounded pieces (see ReadHints). */
+  splits: Buffer[];
 }
+
+/** One split key per this many records: a few hundred bytes of keys per million records. */
+const SPLIT_EVERY = 16_384;
 
 export interface TopLevelSummary {
   /** The largest paths, by name. */
@@ -108,7 +113,13 @@ export async function planRestore(
   records: AsyncIterable<KvRecord>,
   scope: KeyScope,
   target: KvTarget,
-  options: { label: string; again: NumberedPass; signal?: AbortSignal },
+  options: {
+    label: string;
+    again: NumberedPass;
+    signal?: AbortSignal;
+    /** Count keys per top-level path (dry runs print it); off, the plan skips that work. @defaultValue true */
+    summarise?: boolean;
+  },
 ): Promise<RestorePlan> {
   const digest = new SetDigest();
   const byTopLevel = new TopLevelCounts();
@@ -120,6 +131,8 @@ export async function planRestore(
   let skipped = 0;
   let leased = 0;
   let index = -1;
+  const splits: Buffer[] = [];
+  const summarise = options.summarise ?? true;
   for await (const record of records) {
     index++;
     if ((index & 0x3ff) === 0) options.signal?.throwIfAborted();
@@ -130,10 +143,11 @@ export async function planRestore(
     }
     if (!scope.holds(key)) escaping.add(() => `${showKey(record.key)} (record ${index})`);
     keys.add(key);
+    if (digest.count % SPLIT_EVERY === SPLIT_EVERY - 1) splits.push(Buffer.from(key));
     digest.add(key, record.value);
     bytes += key.length + record.value.length;
     if (record.lease && record.lease !== '0') leased++;
-    byTopLevel.add(scope.topLevel(key));
+    if (summarise) byTopLevel.add(scope.topLevel(key));
     if (record.value.length > target.maxValueBytes) oversize.add(() => `${showKey(key)} (record ${index}, ${record.value.length} bytes)`);
     const why = target.refuse(key, record.value.length);
     if (why !== undefined) refused.add(() => `${showKey(key)} (record ${index}): ${why}`);
@@ -164,7 +178,8 @@ export async function planRestore(
   if (refused.count > 0) {
     throw new UsageError(`${options.label}: ${target.description} cannot hold ${refused.count} keys to restore as they are (${refused.list()}); ${nothing} — restore into another target, or leave them out with --prefix`);
   }
-  return { records: digest.count, bytes, byTopLevel, skipped, leased, digest: digest.digest() };
+  splits.sort(Buffer.compare);
+  return { records: digest.count, bytes, byTopLevel, skipped, leased, digest: digest.digest(), splits: splits.filter((k, i) => i === 0 || !k.equals(splits[i - 1] as Buffer)) };
 }
 
 /** The scope-mapped keys of a fresh pass, numbered as the plan numbered them. */

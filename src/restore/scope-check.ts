@@ -7,7 +7,7 @@ import { otherPaths, TopLevelCounts, type RestorePlan } from './plan.js';
 /** Reads the scope back and compares it with what was meant to be written (count and SetDigest). */
 export async function verifyScope(target: KvTarget, scope: KeyScope, plan: RestorePlan): Promise<void> {
   const digest = new SetDigest();
-  for await (const record of target.read(scope.scope)) digest.add(record.key, record.value);
+  for await (const record of target.read(scope.scope, { splits: plan.splits })) digest.add(record.key, record.value);
   if (digest.count !== plan.records || digest.digest() !== plan.digest) {
     throw new IntegrityError(
       `${target.description}: verification failed: the scope holds ${digest.count} keys, ${plan.records} were restored` +

@@ -7,6 +7,16 @@ export interface ScopeContents {
   examples: string[];
 }
 
+/** What a reader may use to read faster; a target that has no use for a hint ignores it. */
+export interface ReadHints {
+  /**
+   * Keys inside the prefix, ascending, roughly evenly spaced among the keys it holds: etcd 3.4 walks
+   * its index from each page's first key to the end of the range, so a million-key scope read in pages
+   * costs quadratic time unless each page's range ends at the next split.
+   */
+  splits?: readonly Buffer[];
+}
+
 /**
  * A live etcd or Consul that a restore writes into. Every implementation runs the one conformance
  * suite (test/integration/kv-target-conformance.ts).
@@ -35,7 +45,7 @@ export interface KvTarget {
   deleteScope(prefix: Buffer): Promise<number>;
   /** Writes the records in one transaction (all or nothing). */
   writeBatch(records: readonly KvRecord[]): Promise<void>;
-  /** Every key/value under the prefix, for verifying what was written. */
-  read(prefix: Buffer): AsyncIterable<KvRecord>;
+  /** Every key/value under the prefix, in ascending key order, for verifying what was written. */
+  read(prefix: Buffer, hints?: ReadHints): AsyncIterable<KvRecord>;
   close(): Promise<void>;
 }

@@ -4,10 +4,10 @@ import type { SourceConfig } from '../../config/schema.js';
 import type { KvRecord } from '../../formats/record.js';
 import { KvdrError } from '../../util/errors.js';
 import { keyCount, quoteKey } from '../key-text.js';
-import type { KvTarget, ScopeContents } from '../kv-target.js';
+import type { KvTarget, ReadHints, ScopeContents } from '../kv-target.js';
 import { connectEtcd, etcdAuth, etcdTls, type EtcdConnection } from './connect.js';
 import { describeEtcdError } from './errors.js';
-import { prefixEnd, readRange } from './range-reader.js';
+import { prefixEnd, readRange, type EtcdRecord } from './range-reader.js';
 import {
   ETCD_DEFAULT_MAX_REQUEST_BYTES,
   ETCD_MAX_TXN_OPS,
@@ -95,9 +95,30 @@ export class EtcdTarget implements KvTarget {
     );
   }
 
-  async *read(prefix: Buffer): AsyncIterable<KvRecord> {
+  async *read(prefix: Buffer, hints: ReadHints = {}): AsyncIterable<KvRecord> {
     try {
-      yield* readRange(this.etcd, { prefix }).records;
+      // One revision for every piece, so the pieces add up to one point in time; the next piece's first
+      // page is asked for while this one is consumed.
+      const splits = hints.splits ?? [];
+      const first = readRange(this.etcd, { prefix, ...(splits[0] ? { to: splits[0] } : {}) });
+      let revision: number | undefined;
+      type Piece = { pages: AsyncIterator<EtcdRecord[]>; page: Promise<IteratorResult<EtcdRecord[]>> };
+      const start = (i: number): Piece | undefined => {
+        if (i >= splits.length) return undefined;
+        const to = splits[i + 1];
+        const pages = readRange(this.etcd, { prefix, from: splits[i] as Buffer, ...(to ? { to } : {}), ...(revision !== undefined ? { revision } : {}) }).pages[Symbol.asyncIterator]();
+        const page = pages.next();
+        page.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
+        return { pages, page };
+      };
+      yield* first.records;
+      revision = first.revision();
+      let next = start(0);
+      for (let i = 0; next; i++) {
+        const current = next;
+        next = start(i + 1);
+        for (let item = await current.page; !item.done; item = await current.pages.next()) yield* item.value;
+      }
     } catch (err) {
       throw describeEtcdError(err, this.connection.endpoints, 'read back the restored keys');
     }

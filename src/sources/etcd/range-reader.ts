@@ -15,6 +15,12 @@ export interface RangeReaderOptions {
   pageSize?: number;
   /** @defaultValue 8 MiB */
   targetPageBytes?: number;
+  /** Read only keys from this one on (inside the prefix). @defaultValue the prefix */
+  from?: Buffer;
+  /** Read only keys before this one (inside the prefix). @defaultValue the end of the prefix */
+  to?: Buffer;
+  /** Read at this revision instead of the newest. */
+  revision?: number;
 }
 
 export interface RangeReader {
@@ -31,8 +37,8 @@ export interface RangeReader {
  * consumed, the next being fetched.
  */
 export function readRange(etcd: Etcd3, options: RangeReaderOptions): RangeReader {
-  let revision: number | undefined;
-  const rangeEnd = prefixEnd(options.prefix);
+  let revision: number | undefined = options.revision;
+  const rangeEnd = options.to ?? prefixEnd(options.prefix);
   let pageSize = options.pageSize ?? 1000;
   const fetchPage = async (from: Buffer): Promise<IRangeResponse> => {
     for (;;) {
@@ -52,7 +58,7 @@ export function readRange(etcd: Etcd3, options: RangeReaderOptions): RangeReader
     }
   };
   async function* pages(): AsyncIterable<EtcdRecord[]> {
-    let response = await fetchPage(options.prefix.length === 0 ? Buffer.from([0]) : options.prefix);
+    let response = await fetchPage(options.from ?? (options.prefix.length === 0 ? Buffer.from([0]) : options.prefix));
     revision = Number(response.header.revision);
     for (;;) {
       const page = response.kvs.map(toRecord);
