@@ -67,7 +67,8 @@ preflight() {
       minio|consul|etcd35|pxkvdb) needs_"$part" && builds=1 ;;
       tools)
         command -v docker-compose >/dev/null || packages+=(docker-compose)
-        command -v chromium >/dev/null || packages+=(chromium) ;;
+        command -v chromium >/dev/null || packages+=(chromium)
+        command -v zstd >/dev/null || packages+=(zstd) ;;
       # A different etcd already installed only earns a warning when apt-get cannot replace it.
       etcd) needs_etcd && { command -v etcd >/dev/null && command -v etcdctl >/dev/null || packages+=(etcd-server etcd-client); } ;;
     esac
@@ -185,6 +186,8 @@ install_tools() {
   command -v docker-compose >/dev/null || { log "installing docker-compose (Debian)"; apt_install docker-compose; }
   # Chromium renders the HTML audit report in a test.
   command -v chromium >/dev/null || { log "installing chromium (Debian)"; apt_install chromium; }
+  # zstd (the reference decoder) proves a `compression: zstd` artifact reads back with `zstd -d`.
+  command -v zstd >/dev/null || { log "installing zstd (Debian)"; apt_install zstd; }
 }
 
 what="${1:-all}"

@@ -1,5 +1,6 @@
 import type { BackupKind, JobConfig, KvdrConfig, RepositoryConfig, SourceConfig } from '../config/schema.js';
 import { sourceScope } from '../config/scope.js';
+import type { Compression } from '../formats/inflate.js';
 import { artifactKey, newBackupId } from '../repository/layout.js';
 import type { Manifest } from '../repository/manifest.js';
 import { writeManifest } from '../repository/manifest-store.js';
@@ -57,6 +58,9 @@ export async function runBackup(options: RunBackupOptions): Promise<Manifest> {
   }
 }
 
+/** The suffix a compressed artifact's key gets, so `gunzip` / `zstd -d` of a download gives the plain file. */
+const COMPRESSED_SUFFIX: Record<Compression, string> = { gzip: '.gz', zstd: '.zst', none: '' };
+
 export interface TakeBackupOptions extends Omit<RunBackupOptions, 'config' | 'job' | 'details'> {
   store: ObjectStore;
   repository: RepositoryConfig;
@@ -69,7 +73,7 @@ export interface TakeBackupOptions extends Omit<RunBackupOptions, 'config' | 'jo
   artifact?: ArtifactSource;
   source: SourceConfig;
   scope: string;
-  compression: 'gzip' | 'none';
+  compression: Compression;
   /** Extra facts for the manifest. */
   details?: Record<string, unknown>;
 }
@@ -90,9 +94,9 @@ export async function takeBackup(options: TakeBackupOptions): Promise<Manifest> 
   try {
     artifact = options.artifact ?? (await openSource(options.produce, source, scope));
     for (const warning of artifact.warnings ?? []) log.warn(warning);
-    // A Consul snapshot is a tar.gz already: a second gzip would cost CPU and save nothing.
+    // A Consul snapshot is a tar.gz already: a second gzip (or zstd) would cost CPU and save nothing.
     const compression = options.produce === 'consul-snapshot' ? 'none' : options.compression;
-    const key = artifactKey(options.job, id, artifact.extension + (compression === 'gzip' ? '.gz' : ''));
+    const key = artifactKey(options.job, id, artifact.extension + COMPRESSED_SUFFIX[compression]);
     let lastLog = Date.now();
     const stored = await storeArtifact(store, key, artifact.bytes, {
       compression,

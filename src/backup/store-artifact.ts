@@ -1,11 +1,12 @@
-import { pipeline, type Readable, type Transform } from 'node:stream';
-import { createGzip } from 'node:zlib';
+import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
+import * as zlib from 'node:zlib';
+import { zstdAvailable, zstdUnavailable, type Compression } from '../formats/inflate.js';
 import type { ObjectStore, PutResult } from '../repository/object-store.js';
 import { IntegrityError } from '../util/errors.js';
 import { hashCounter } from '../util/hash-counter.js';
 
 export interface StoreArtifactOptions {
-  compression: 'gzip' | 'none';
+  compression: Compression;
   /** Called as raw bytes flow, with the running total. */
   onProgress?: (rawBytes: number) => void;
   /** Aborting destroys the source; the store then leaves nothing under the key. */
@@ -23,7 +24,7 @@ export interface StoredArtifact {
 }
 
 /**
- * source → count → (gzip) → hash → repository, all streaming. The hash is taken on the way in, so the
+ * source → count → (gzip | zstd) → hash → repository, all streaming. The hash is taken on the way in, so the
  * manifest records what was sent, and the size the repository reports must match what was hashed.
  * If the source fails, the put fails and leaves no object (the store's write-once contract), and the
  * error raised is the source's, not the repository's.
@@ -42,7 +43,8 @@ export async function storeArtifact(store: ObjectStore, key: string, source: Rea
     }
   });
   stored.once('error', () => (firstFailure ??= 'repository'));
-  const stages: (Readable | Transform)[] = [source, raw, ...(options.compression === 'gzip' ? [createGzip({ level: 1 })] : []), stored];
+  const compressor = compressorFor(options.compression, key);
+  const stages: (Readable | Transform)[] = [source, raw, ...(compressor ? [compressor] : []), stored];
   const body = pipeline(stages as [Readable, ...Transform[]], () => undefined) as unknown as Readable;
 
   const abort = (): void => {
@@ -73,4 +75,45 @@ export async function storeArtifact(store: ObjectStore, key: string, source: Rea
     );
   }
   return { put, rawBytes: raw.bytes(), storedBytes: stored.bytes(), sha256 };
+}
+
+/**
+ * gzip level 1: the fastest level, and KVDB data (JSON, bbolt pages) compresses well at any level.
+ * zstd level 1 with its content checksum (XXH64, as the zstd CLI writes by default), so damage inside
+ * a frame is caught on inflate and `zstd -t` checks the artifact on its own. Single-threaded, one
+ * frame: readable by any zstd decoder.
+ */
+function compressorFor(compression: Compression, key: string): Transform | undefined {
+  if (compression === 'gzip') return zlib.createGzip({ level: 1 });
+  if (compression !== 'zstd') return undefined;
+  if (!zstdAvailable()) throw zstdUnavailable(key);
+  return oneFrameZstd();
+}
+
+/**
+ * Node's zstd stream ends its frame with the last chunk when `end()` comes while that chunk is still
+ * queued, then its final flush opens and ends a second, empty frame (13 bytes). A second frame is
+ * valid zstd but Node's own decoder stops after the first, so kvdr writes exactly one: each chunk is
+ * handed to the compressor only once the previous one is through, and `end()` comes after the last.
+ * The callback of each write waits for the compressor, so backpressure carries through as it is.
+ */
+function oneFrameZstd(): Transform {
+  const { ZSTD_c_compressionLevel, ZSTD_c_checksumFlag } = zlib.constants;
+  const inner = zlib.createZstdCompress({ chunkSize: 256 * 1024, params: { [ZSTD_c_compressionLevel]: 1, [ZSTD_c_checksumFlag]: 1 } });
+  const outer = new Transform({
+    transform(chunk: Buffer, _encoding, done: TransformCallback) {
+      inner.write(chunk, (err) => done(err ?? null));
+    },
+    flush(done: TransformCallback) {
+      inner.once('end', () => done());
+      inner.end();
+    },
+    destroy(err, done) {
+      inner.destroy();
+      done(err);
+    },
+  });
+  inner.on('data', (data: Buffer) => outer.push(data));
+  inner.on('error', (err) => outer.destroy(err));
+  return outer;
 }

@@ -125,7 +125,7 @@ export const jobSchema = z
     timezone: z.string().min(1).default('UTC'),
     /** Backup jobs: where backups are stored. restore-test jobs read from the tested job's repository. */
     repository: z.string().min(1).optional(),
-    compression: z.enum(['gzip', 'none']).default('gzip'),
+    compression: z.enum(['gzip', 'zstd', 'none']).default('gzip'),
     retention: retentionSchema.prefault({}),
     timeoutMinutes: z.number().positive().default(60),
     retries: z.number().int().min(0).default(3),

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { Transform, type TransformCallback } from 'node:stream';
-import { createGunzip } from 'node:zlib';
-import { IntegrityError } from '../util/errors.js';
+import * as zlib from 'node:zlib';
+import { IntegrityError, UsageError } from '../util/errors.js';
 import { formatBytes } from '../util/table.js';
 
 /**
@@ -15,9 +15,14 @@ export const DEFAULT_MAX_INFLATED_BYTES = 16 * 1024 ** 3;
 /** Slack over the exact size a manifest records: guards rounding, never a real artifact. */
 export const INFLATE_SLACK_BYTES = 1024 ** 2;
 
+/** How kvdr (or the user) compressed an artifact; 'none' is passed through, still counted and capped. */
+export type Compression = 'gzip' | 'zstd' | 'none';
+
 export interface InflateOptions {
-  /** Gunzip on the way; false passes the bytes through, still counted and capped. */
-  gzip: boolean;
+  /** How the input is compressed. Wins over `gzip` when both are given. */
+  compression?: Compression;
+  /** Shorthand kept for the archive readers (a Consul snapshot is always a tar.gz): true is `compression: 'gzip'`. */
+  gzip?: boolean;
   /** The most bytes the output may hold; one more fails the stream. */
   maxBytes: number;
   /** Names the artifact in errors (a file name or backup id). */
@@ -39,32 +44,38 @@ export function storedInflateCap(rawBytes: number, layer: 'kvdr' | 'archive' = '
 }
 
 /**
- * The bytes of `input`, gunzipped when `gzip` is set, failing with a one-line IntegrityError once they
- * pass `maxBytes` or when the gzip stream is damaged (truncated, bad header, bad CRC). The output is
- * paced by its reader (zlib stops inflating while the output is full), and a failure destroys the zlib
- * stream and the input at once, so a decompression bomb costs at most `maxBytes` of inflating and a
- * few chunks of memory. Destroying the output early (a reader that stops) closes the input too.
+ * The bytes of `input`, decompressed per `compression`, failing with a one-line IntegrityError once
+ * they pass `maxBytes` or when the compressed stream is damaged (truncated, bad header, bad checksum,
+ * bytes after its end). The output is paced by its reader (zlib stops inflating while the output is
+ * full), and a failure destroys the zlib stream and the input at once, so a decompression bomb costs
+ * at most `maxBytes` of inflating and a few chunks of memory. Destroying the output early (a reader
+ * that stops) closes the input too.
  */
 export function inflate(input: Readable, options: InflateOptions): Readable {
-  const { gzip, maxBytes, label } = options;
+  const { maxBytes, label } = options;
+  const compression: Compression = options.compression ?? (options.gzip ? 'gzip' : 'none');
   let inBytes = 0;
   let outBytes = 0;
   const out = new Transform({
     transform(chunk: Buffer, _encoding, done: TransformCallback) {
       outBytes += chunk.length;
-      if (outBytes > maxBytes) return done(tooLarge(label, maxBytes, gzip));
+      if (outBytes > maxBytes) return done(tooLarge(label, maxBytes, compression));
       done(null, chunk);
     },
     flush(done: TransformCallback) {
       // zlib stops at the end of the last gzip member and drops zero bytes after it without a word;
-      // Go's gzip reader (Consul's, etcd's tools) refuses them, and so does this.
+      // Go's gzip reader (Consul's, etcd's tools) refuses them, and so does this. Node's zstd stops
+      // after the first frame and ignores whatever follows: kvdr writes one frame, so anything after
+      // it is damage (or a multi-frame file, which `zstd -d | zstd` turns into one frame).
       const extra = unzip ? inBytes - unzip.bytesWritten : 0;
+      if (extra > 0 && compression === 'zstd') {
+        return done(new IntegrityError(`${label}: ${extra} bytes after the end of the zstd frame; the artifact is damaged (or holds several frames: recompress it with zstd), use another copy`));
+      }
       if (extra > 0) return done(new GzipDamageError(`${label}: ${extra} bytes after the end of the gzip stream; the artifact is damaged, use another copy`, `${extra} bytes after the gzip stream`));
       done();
     },
   });
-  // 64 KiB output chunks instead of zlib's 16 KiB: per-chunk stream overhead halves the throughput otherwise.
-  const unzip = gzip ? createGunzip({ chunkSize: 64 * 1024 }) : undefined;
+  const unzip = decompressor(compression, label);
   input.on('data', (chunk: Buffer | string) => (inBytes += chunk.length));
   // Errors of the input (a file that cannot be read) pass as they are: they are not damage.
   input.on('error', (err) => out.destroy(err));
@@ -72,7 +83,7 @@ export function inflate(input: Readable, options: InflateOptions): Readable {
   input.on('close', () => {
     if (!input.readableEnded && !out.destroyed) out.destroy(new IntegrityError(`${label}: the input closed after ${inBytes} bytes, before its end`));
   });
-  unzip?.on('error', (err) => out.destroy(zlibFailure(label, err, inBytes, outBytes)));
+  unzip?.on('error', (err) => out.destroy(compression === 'zstd' ? zstdFailure(label, err, inBytes, outBytes) : zlibFailure(label, err, inBytes, outBytes)));
   out.on('close', () => {
     unzip?.destroy();
     input.destroy();
@@ -82,8 +93,26 @@ export function inflate(input: Readable, options: InflateOptions): Readable {
   return out;
 }
 
-function tooLarge(label: string, maxBytes: number, gzip: boolean): IntegrityError {
-  const what = gzip ? `inflates past ${maxBytes} bytes (${formatBytes(maxBytes)})` : `is larger than ${maxBytes} bytes (${formatBytes(maxBytes)})`;
+/** zstd streams arrived in Node 22.15 / 23.8; older runtimes have no createZstdDecompress. */
+export function zstdAvailable(): boolean {
+  return typeof (zlib as { createZstdDecompress?: unknown }).createZstdDecompress === 'function';
+}
+
+/** The zstd-needs-a-newer-Node error, for both ends. */
+export function zstdUnavailable(what: string): UsageError {
+  return new UsageError(`${what}: compression zstd needs Node.js >= 22.15 (this is ${process.version}); upgrade Node or use compression gzip`);
+}
+
+function decompressor(compression: Compression, label: string): (Transform & { bytesWritten: number }) | undefined {
+  // 64 KiB output chunks instead of zlib's 16 KiB: per-chunk stream overhead halves the throughput otherwise.
+  if (compression === 'gzip') return zlib.createGunzip({ chunkSize: 64 * 1024 });
+  if (compression !== 'zstd') return undefined;
+  if (!zstdAvailable()) throw zstdUnavailable(label);
+  return zlib.createZstdDecompress({ chunkSize: 64 * 1024 });
+}
+
+function tooLarge(label: string, maxBytes: number, compression: Compression): IntegrityError {
+  const what = compression !== 'none' ? `inflates past ${maxBytes} bytes (${formatBytes(maxBytes)})` : `is larger than ${maxBytes} bytes (${formatBytes(maxBytes)})`;
   return new IntegrityError(`${label}: ${what}; if the artifact really is that large raise --max-inflated-bytes, otherwise it is damaged or a decompression bomb`);
 }
 
@@ -110,4 +139,17 @@ function zlibFailure(label: string, err: Error, inBytes: number, outBytes: numbe
   else if (/incorrect length check/.test(message)) what = 'gzip length check failed: the inflated data is not what was compressed';
   else what = `corrupt gzip data after ${outBytes} inflated bytes (${message})`;
   return new GzipDamageError(`${label}: ${what}; the artifact is damaged, use another copy`, what, { cause: err });
+}
+
+/** zstd's error codes, turned into what happened to the file (the same wording as for gzip). */
+function zstdFailure(label: string, err: Error, inBytes: number, outBytes: number): IntegrityError {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  let what: string;
+  if (inBytes === 0) what = 'is empty (0 bytes), not zstd data; the file was cut short or never written';
+  else if (code === 'Z_BUF_ERROR' || /unexpected end/i.test(err.message)) what = `truncated zstd: the data ends after ${inBytes} compressed bytes, before the end of the zstd frame; the file was cut short`;
+  else if (code === 'ZSTD_error_prefix_unknown') what = 'not zstd data (bad zstd magic)';
+  else if (code === 'ZSTD_error_checksum_wrong') what = 'zstd checksum mismatch: the inflated data is not what was compressed';
+  else if (code === 'ZSTD_error_frameParameter_windowTooLarge') what = 'the zstd frame needs a window larger than 128 MiB; recompress it without --long or --ultra';
+  else what = `corrupt zstd data after ${outBytes} inflated bytes (${err.message})`;
+  return new IntegrityError(`${label}: ${what}; the artifact is damaged, use another copy`, { cause: err });
 }

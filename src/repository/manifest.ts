@@ -27,7 +27,7 @@ export const manifestSchema = z.object({
   records: z.number().int().optional(),
   bytes: z.object({ raw: z.number().int(), stored: z.number().int() }),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  compression: z.enum(['gzip', 'none']),
+  compression: z.enum(['gzip', 'zstd', 'none']),
   encryption: z.object({
     sse: z.object({ mode: z.string(), kmsKeyId: z.string().optional() }).optional(),
     clientSide: z.boolean(),

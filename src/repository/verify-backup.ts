@@ -42,14 +42,14 @@ export async function verifyBackup(store: ObjectStore, manifest: Manifest): Prom
     stored.on('error', (err) => counted.destroy(err));
     // Inflating past the size the manifest records is damage (or a bomb), never a reason to keep going.
     const cap = storedInflateCap(manifest.bytes.raw, format === 'consul-snapshot' ? 'archive' : 'kvdr');
-    const body = inflate(stored.pipe(counted), { gzip: manifest.compression === 'gzip', maxBytes: cap, label: `backup ${manifest.id}` });
+    const body = inflate(stored.pipe(counted), { compression: manifest.compression, maxBytes: cap, label: `backup ${manifest.id}` });
     await pipeline([body, ...(inner ? [inner] : []), discard()]);
   } catch (err) {
     // A stored object that hashes right but fails its own checksum was damaged before it was stored.
     const mismatch = counted.sha256() !== undefined && counted.sha256() !== manifest.sha256;
-    const zlibError = typeof (err as { code?: unknown }).code === 'string' && (err as { code: string }).code.startsWith('Z_');
+    const zlibError = typeof (err as { code?: unknown }).code === 'string' && /^(Z|ZSTD)_/.test((err as { code: string }).code);
     if (!(err instanceof IntegrityError) && !zlibError) throw err;
-    return { ...base, result: mismatch ? 'mismatch' : 'damaged', checks, bytes: counted.bytes(), detail: zlibError ? `not valid gzip: ${oneLine(err)}` : oneLine(err) };
+    return { ...base, result: mismatch ? 'mismatch' : 'damaged', checks, bytes: counted.bytes(), detail: zlibError ? `not valid ${manifest.compression}: ${oneLine(err)}` : oneLine(err) };
   }
   const actual = counted.sha256() ?? '';
   if (actual !== manifest.sha256 || counted.bytes() !== manifest.bytes.stored) {

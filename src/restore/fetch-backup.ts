@@ -121,7 +121,7 @@ export async function fetchVerified(selected: SelectedBackup): Promise<{ artifac
         `backup ${manifest.id}: the artifact's sha256 (${actual.slice(0, 16)}…) does not match its manifest (${manifest.sha256.slice(0, 16)}…); it is corrupt and nothing was written`,
       );
     }
-    return { artifact: { path, format: formatOf(manifest), gzip: manifest.compression === 'gzip', label: `backup ${manifest.id}` }, cleanup };
+    return { artifact: { path, format: formatOf(manifest), compression: manifest.compression, label: `backup ${manifest.id}` }, cleanup };
   } catch (err) {
     await cleanup();
     throw err;

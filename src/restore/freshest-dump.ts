@@ -22,7 +22,7 @@ export async function chooseFreshestDump(paths: readonly string[], maxInflatedBy
   if (files.length === 1) return { path: files[0] as string };
   const candidates: DumpCandidate<string>[] = [];
   for (const path of files) {
-    const artifact = await sniffArtifact(path, maxInflatedBytes);
+    const artifact = await sniffArtifact(path, maxInflatedBytes, 'px-dump');
     if (artifact.format !== 'px-dump') throw new UsageError(`--kvdb_dump_file: ${artifact.label} is a ${artifact.format}, not a PX dump; use --file`);
     const scan = new FreshnessScan();
     for await (const record of readPxDump(inflated(artifact), artifact.label)) scan.add(record);

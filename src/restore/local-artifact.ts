@@ -4,12 +4,12 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { constants, gunzipSync } from 'node:zlib';
+import * as zlib from 'node:zlib';
 import { readConsulExport } from '../formats/consul-export-reader.js';
 import { readConsulSnapshotKv } from '../formats/consul-state-reader.js';
 import { openEtcdSnapshot, type EtcdSnapshotFile } from '../formats/etcd-snapshot-reader.js';
 import { verifySnapshotTrailer } from '../formats/etcd-snapshot.js';
-import { DEFAULT_MAX_INFLATED_BYTES, inflate } from '../formats/inflate.js';
+import { DEFAULT_MAX_INFLATED_BYTES, inflate, zstdAvailable, zstdUnavailable, type Compression } from '../formats/inflate.js';
 import { readKvdrExport } from '../formats/kvdr-export-reader.js';
 import { readPxDump } from '../formats/px-dump.js';
 import type { KvRecord } from '../formats/record.js';
@@ -21,7 +21,8 @@ export type ArtifactFormat = 'px-dump' | 'etcd-export' | 'consul-export' | 'etcd
 export interface LocalArtifact {
   path: string;
   format: ArtifactFormat;
-  gzip: boolean;
+  /** kvdr's compression over the artifact (never a Consul snapshot's own tar.gz, which its reader opens). */
+  compression: Compression;
   /** For messages: the file name or backup id. */
   label: string;
   /**
@@ -48,7 +49,7 @@ export interface ArtifactReader {
 
 /**
  * Opens an artifact for several passes (a restore plans, then replays). What opening costs is paid
- * once, on the first pass: a gzipped etcd snapshot is inflated into a private temp file, checking
+ * once, on the first pass: a compressed etcd snapshot is inflated into a private temp file, checking
  * its trailer on the way, and the same open snapshot serves every later pass until `close`.
  */
 export function openArtifact(artifact: LocalArtifact): ArtifactReader {
@@ -102,20 +103,20 @@ function capOf(artifact: LocalArtifact): number {
 }
 
 /**
- * The file's bytes, inflated on the fly when it is gzipped, never more than the artifact's cap. Read
+ * The file's bytes, inflated on the fly when it is compressed, never more than the artifact's cap. Read
  * in 256 KiB chunks: a pass over a large export is a long run of small records, and every chunk
  * costs a turn of the event loop.
  */
 export function inflated(artifact: LocalArtifact): Readable {
-  return inflate(createReadStream(artifact.path, { highWaterMark: 256 * 1024 }), { gzip: artifact.gzip, maxBytes: capOf(artifact), label: artifact.label });
+  return inflate(createReadStream(artifact.path, { highWaterMark: 256 * 1024 }), { compression: artifact.compression, maxBytes: capOf(artifact), label: artifact.label });
 }
 
 /**
- * bbolt needs random access: a gzipped snapshot is inflated into a private temp file, its trailer
+ * bbolt needs random access: a compressed snapshot is inflated into a private temp file, its trailer
  * checked in the same pass so the copy is never read twice. A failed inflation leaves nothing behind.
  */
 async function openNativeSnapshot(artifact: LocalArtifact): Promise<{ file: EtcdSnapshotFile; dir?: string }> {
-  if (!artifact.gzip) return { file: await openEtcdSnapshot(artifact.path, artifact.label) };
+  if (artifact.compression === 'none') return { file: await openEtcdSnapshot(artifact.path, artifact.label) };
   const dir = await mkdtemp(join(tmpdir(), 'kvdr-snapshot-'));
   try {
     const path = join(dir, 'snapshot.db');
@@ -140,7 +141,7 @@ export async function exportScope(artifact: LocalArtifact): Promise<string> {
 }
 
 /** Tells an artifact's format from its first bytes, as `--file` promises. */
-export async function sniffArtifact(path: string, maxInflatedBytes?: number): Promise<LocalArtifact> {
+export async function sniffArtifact(path: string, maxInflatedBytes?: number, expected?: 'px-dump'): Promise<LocalArtifact> {
   const label = basename(path);
   const cap = maxInflatedBytes === undefined ? {} : { maxInflatedBytes };
   let head: Buffer;
@@ -162,25 +163,62 @@ export async function sniffArtifact(path: string, maxInflatedBytes?: number): Pr
     throw new UsageError(`${path}: ${code === 'ENOENT' ? 'no such file' : `cannot read (${code ?? String(err)})`}`);
   }
   if (head.length === 0) throw new IntegrityError(`${label}: the file is empty; it holds no artifact`);
-  const gzip = head[0] === 0x1f && head[1] === 0x8b;
+  const compression: Compression = head[0] === 0x1f && head[1] === 0x8b ? 'gzip' : head.subarray(0, 4).equals(ZSTD_MAGIC) ? 'zstd' : 'none';
   let content = head;
-  if (gzip) {
+  if (compression === 'gzip') {
     try {
       // A prefix of the stream is enough to recognise the content.
-      content = gunzipSync(head, { finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength: 1024 * 1024 });
+      content = zlib.gunzipSync(head, { finishFlush: zlib.constants.Z_SYNC_FLUSH, maxOutputLength: 1024 * 1024 });
     } catch {
       throw new IntegrityError(`${label}: starts like gzip but does not decompress; the file is damaged`);
     }
     if (content.subarray(0, 512).includes(Buffer.from('meta.json')) || content.subarray(0, 512).includes(Buffer.from('state.bin'))) {
-      return { path, format: 'consul-snapshot', gzip: false, label, ...cap };
+      return { path, format: 'consul-snapshot', compression: 'none', label, ...cap };
     }
+  } else if (compression === 'zstd') {
+    content = await zstdPrefix(path, label);
   }
-  if (content.length >= 20 && content.readUInt32LE(16) === 0xed0cdaed) return { path, format: 'etcd-snapshot', gzip, label, ...cap };
+  if (content.length >= 20 && content.readUInt32LE(16) === 0xed0cdaed) return { path, format: 'etcd-snapshot', compression, label, ...cap };
   const text = content.toString('utf8').trimStart();
-  if (text.startsWith('{"format":"kvdr-export"')) return { path, format: 'etcd-export', gzip, label, ...cap };
+  if (text.startsWith('{"format":"kvdr-export"')) return { path, format: 'etcd-export', compression, label, ...cap };
   if (text.startsWith('[')) {
     const firstKey = /"(Key|key)"\s*:/.exec(text)?.[1];
-    return { path, format: firstKey === 'Key' ? 'px-dump' : 'consul-export', gzip, label, ...cap };
+    // An empty array (`[]`) is both an empty PX dump and an empty consul kv export: the caller's word decides.
+    const format = firstKey === 'Key' || (firstKey === undefined && expected === 'px-dump') ? 'px-dump' : 'consul-export';
+    return { path, format, compression, label, ...cap };
   }
+  // Go marshals a nil slice as `null`: the dump of an empty keyspace.
+  if (expected === 'px-dump' && text.trimEnd() === 'null') return { path, format: 'px-dump', compression, label, ...cap };
   throw new UsageError(`${label}: not an artifact kvdr can restore (a PX dump, a kvdr or consul kv export, or a snapshot)`);
+}
+
+/** The first four bytes of every zstd frame (0xFD2FB528 little-endian). */
+const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
+
+/**
+ * The first 64 KiB a zstd file inflates to: enough to recognise the content. Node has no zstd
+ * equivalent of gunzip's sync flush over a prefix, so this reads the file through `inflate` (capped)
+ * and stops as soon as it has enough; a file that fails before its first inflated byte is refused
+ * with inflate's own one line (truncated, corrupt, not zstd).
+ */
+async function zstdPrefix(path: string, label: string): Promise<Buffer> {
+  if (!zstdAvailable()) throw zstdUnavailable(label);
+  const input = inflate(createReadStream(path), { compression: 'zstd', maxBytes: DEFAULT_MAX_INFLATED_BYTES, label });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of input) {
+      chunks.push(chunk as Buffer);
+      size += (chunk as Buffer).length;
+      if (size >= 64 * 1024) break;
+    }
+  } catch (err) {
+    // Damage past the first bytes is for the restore to report, after it has read that far.
+    if (err instanceof IntegrityError && size > 0) return Buffer.concat(chunks);
+    if (err instanceof IntegrityError) throw err;
+    throw new IntegrityError(`${label}: starts like zstd but does not decompress (${String(err)}); the file is damaged`, { cause: err });
+  } finally {
+    input.destroy();
+  }
+  return Buffer.concat(chunks);
 }

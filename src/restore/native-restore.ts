@@ -69,7 +69,7 @@ async function etcdDataDir(request: NativeRequest, artifact: LocalArtifact, back
   const work = await mkdtemp(join(tmpdir(), 'kvdr-native-'));
   try {
     let file = artifact.path;
-    if (artifact.gzip) {
+    if (artifact.compression !== 'none') {
       file = join(work, 'snapshot.db');
       await pipeline(inflated(artifact), createWriteStream(file));
     }

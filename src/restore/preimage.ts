@@ -84,7 +84,7 @@ export async function capturePreimage(options: CaptureOptions): Promise<Preimage
     };
     const writer = etcd ? exportWriter(() => header) : consulExportWriter();
     await pipeline(Readable.from(pairs(), { highWaterMark: 16 }), writer, createWriteStream(path, { mode: 0o600 }));
-    const spool: LocalArtifact = { path, format: etcd ? 'etcd-export' : 'consul-export', gzip: false, label: `the pre-restore copy of "${scope.toString('utf8')}"` };
+    const spool: LocalArtifact = { path, format: etcd ? 'etcd-export' : 'consul-export', compression: 'none', label: `the pre-restore copy of "${scope.toString('utf8')}"` };
     let safetyBackupId: string | undefined;
     if (options.safetyBackup && options.repository) {
       const manifest = await takeBackup({

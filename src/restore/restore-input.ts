@@ -81,7 +81,7 @@ export async function openInput(input: RestoreInput, options: InputOptions, lear
     }
     case 'file': {
       learned({ file: input.path });
-      const artifact = await sniffArtifact(input.path, localCap);
+      const artifact = await sniffArtifact(input.path, localCap, input.expect);
       if (input.expect === 'px-dump' && artifact.format !== 'px-dump') throw new UsageError(`${artifact.label} is a ${artifact.format}, not a Portworx KVDB dump`);
       return local(artifact, { file: input.path, format: artifact.format });
     }
@@ -89,7 +89,7 @@ export async function openInput(input: RestoreInput, options: InputOptions, lear
       learned({ file: input.paths.join(', ') });
       const choice = await chooseFreshestDump(input.paths, localCap);
       learned({ file: choice.path });
-      const artifact = await sniffArtifact(choice.path, localCap);
+      const artifact = await sniffArtifact(choice.path, localCap, 'px-dump');
       if (artifact.format !== 'px-dump') throw new UsageError(`--kvdb_dump_file: ${artifact.label} is a ${artifact.format}, not a PX dump; use --file`);
       return { ...(await local(artifact, { file: choice.path, format: artifact.format })), ...(choice.reason ? { reason: choice.reason } : {}) };
     }

@@ -207,6 +207,22 @@ describe('restoring PX dumps', () => {
     expect(await trailEvents(join(dir, 'safety'))).toHaveLength(eventsBefore);
   });
 
+  it('a genuinely empty dump is valid: with --force it restores an empty scope, without it an empty scope stays empty', async () => {
+    const empty = join(dir, 'pwx_kvdb_2026-02-02T00:00:00Z.dump');
+    await writeFile(empty, '[]');
+    const cluster = uniqueName('empty');
+    const quiet = await kvdr(['restore', '--kvdb_dump_file', empty, '--target', target(), '--cluster-id', cluster], env);
+    expect(quiet.code, quiet.stderr).toBe(0);
+    expect(quiet.stdout).toContain('restored 0 keys');
+    await etcd.put(`pwx/${cluster}/old`).value('replaced by nothing');
+    await etcd.put(`pwx/${cluster}x/neighbour`).value('stays');
+    const forced = await kvdr(['restore', '--kvdb_dump_file', empty, '--target', target(), '--cluster-id', cluster, '--force'], env);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(forced.stdout).toMatch(/restored 0 keys into .* after deleting 1/);
+    expect(await etcd.getAll().prefix(`pwx/${cluster}/`).count()).toBe(0);
+    expect(await etcd.get(`pwx/${cluster}x/neighbour`).string()).toBe('stays');
+  });
+
   it('--force takes a safety backup unless --no-safety-backup says not to', async () => {
     const cluster = uniqueName('no-safety');
     const safetyDir = join(dir, uniqueName('safety'));

@@ -47,7 +47,7 @@ describe('an opened artifact: a gzipped etcd snapshot is inflated and checked on
 
   it('serves every pass from one inflated copy, removed on close', async () => {
     const artifact = await sniffArtifact(gz);
-    expect(artifact).toMatchObject({ format: 'etcd-snapshot', gzip: true });
+    expect(artifact).toMatchObject({ format: 'etcd-snapshot', compression: 'gzip' });
     const reader = openArtifact(artifact);
     expect(await readdir(temp)).toEqual([]); // lazily: nothing until a pass starts
     const first = await keys(reader.records(Buffer.from(prefix)));
