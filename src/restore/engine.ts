@@ -15,7 +15,7 @@ import { capturePreimage, emptyPreimage, rollback, type Preimage } from './preim
 import { replay } from './replay.js';
 import type { RestoreRepository } from './restore-context.js';
 import { openInput, type InputFacts, type OpenedInput, type RestoreInput } from './restore-input.js';
-import { describePlan, scopeSummary, verifyScope } from './scope-check.js';
+import { describePlan, scopeSummary, verifyScope, WriteFrontier } from './scope-check.js';
 
 export interface RestoreRequest {
   input: RestoreInput;
@@ -221,17 +221,25 @@ async function write(request: RestoreRequest, keyScope: KeyScope, plan: RestoreP
   const reader = state.reader as ArtifactReader;
   state.touched = true;
   if ((state.preimage?.count ?? 0) > 0) state.deleted = await target.deleteScope(keyScope.scope);
+  // Keys written in ascending order are verified piece by piece behind the writes, not after them all.
+  const frontier = plan.ascending ? new WriteFrontier() : undefined;
+  const following = frontier ? verifyScope(target, keyScope, plan, frontier.waitFor) : undefined;
+  following?.catch(() => undefined); // awaited below, once the replay is done
   const bar = progress(`restoring into ${target.description}`, plan.records, request.logger);
   try {
     state.written = await replay(reader.records(keyScope.from), keyScope, target, plan.records, (n) => {
       state.written = n;
       bar.update(n);
-    }, request.signal ? { signal: request.signal } : {});
+    }, { ...(request.signal ? { signal: request.signal } : {}), ...(frontier ? { onConfirmed: (upTo: Buffer) => frontier.advance(upTo) } : {}) });
+    frontier?.finish();
+  } catch (err) {
+    frontier?.fail(err);
+    throw err;
   } finally {
     bar.stop();
   }
   state.writeMs = Date.now() - state.started;
-  await verifyScope(target, keyScope, plan);
+  await (following ?? verifyScope(target, keyScope, plan));
 }
 
 /** A failure after the first write: put the preimage back, or say exactly how to. */

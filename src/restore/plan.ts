@@ -19,6 +19,8 @@ export interface RestorePlan {
   digest: string;
   /** Every SPLIT_EVERY-th key to write, ascending: lets verification read the scope in bounded pieces (see ReadHints). */
   splits: Buffer[];
+  /** The keys to write come in strictly ascending order (exports, snapshots): verification can follow the writes. */
+  ascending: boolean;
 }
 
 /** One split key per this many records: a few hundred bytes of keys per million records. */
@@ -133,6 +135,8 @@ export async function planRestore(
   let index = -1;
   const splits: Buffer[] = [];
   const summarise = options.summarise ?? true;
+  let previous: Buffer | undefined;
+  let ascending = true;
   for await (const record of records) {
     index++;
     if ((index & 0x3ff) === 0) options.signal?.throwIfAborted();
@@ -143,6 +147,8 @@ export async function planRestore(
     }
     if (!scope.holds(key)) escaping.add(() => `${showKey(record.key)} (record ${index})`);
     keys.add(key);
+    if (ascending && previous && Buffer.compare(previous, key) >= 0) ascending = false;
+    previous = Buffer.from(key); // a copy: a reader may reuse the buffer a key was a view of
     if (digest.count % SPLIT_EVERY === SPLIT_EVERY - 1) splits.push(Buffer.from(key));
     digest.add(key, record.value);
     bytes += key.length + record.value.length;
@@ -178,8 +184,8 @@ export async function planRestore(
   if (refused.count > 0) {
     throw new UsageError(`${options.label}: ${target.description} cannot hold ${refused.count} keys to restore as they are (${refused.list()}); ${nothing} — restore into another target, or leave them out with --prefix`);
   }
-  splits.sort(Buffer.compare);
-  return { records: digest.count, bytes, byTopLevel, skipped, leased, digest: digest.digest(), splits: splits.filter((k, i) => i === 0 || !k.equals(splits[i - 1] as Buffer)) };
+  splits.sort((a, b) => Buffer.compare(a, b));
+  return { records: digest.count, bytes, byTopLevel, skipped, leased, digest: digest.digest(), splits: splits.filter((k, i) => i === 0 || !k.equals(splits[i - 1] as Buffer)), ascending };
 }
 
 /** The scope-mapped keys of a fresh pass, numbered as the plan numbered them. */

@@ -28,6 +28,11 @@ export interface ReplayOptions {
   inFlight?: number;
   /** Aborting stops sending: batches in flight are waited for, then the replay fails with how far it got. */
   signal?: AbortSignal;
+  /**
+   * Called as the batches confirmed so far, without a gap from the first, grow: with the last key of
+   * the newest of them. For keys written in ascending order, every key up to it is then in the target.
+   */
+  onConfirmed?: (upTo: Buffer) => void;
 }
 
 /**
@@ -50,6 +55,10 @@ export async function replay(
   let written = 0;
   let batch: KvRecord[] = [];
   let batchBytes = 0;
+  // Batches finish out of order; `confirmed` counts those done without a gap from the first.
+  let sent = 0;
+  let confirmed = 0;
+  const doneOutOfOrder = new Map<number, Buffer>();
 
   const send = async (): Promise<void> => {
     if (batch.length === 0) return;
@@ -58,10 +67,19 @@ export async function replay(
     batchBytes = 0;
     while (running.size >= inFlight) await Promise.race(running);
     if (failure) return;
+    const seq = sent++;
     const task = target.writeBatch(sending).then(
       () => {
         written += sending.length;
         onWritten(written);
+        if (!options.onConfirmed) return;
+        doneOutOfOrder.set(seq, (sending.at(-1) as KvRecord).key);
+        let upTo: Buffer | undefined;
+        for (let key = doneOutOfOrder.get(confirmed); key; key = doneOutOfOrder.get(confirmed)) {
+          doneOutOfOrder.delete(confirmed++);
+          upTo = key;
+        }
+        if (upTo) options.onConfirmed(upTo);
       },
       (err: unknown) => {
         failure ??= new ReplayError(written, total, target.description, err);

@@ -1,13 +1,16 @@
 import { SetDigest } from '../formats/set-digest.js';
-import type { KvTarget } from '../sources/kv-target.js';
+import type { KvTarget, ReadHints } from '../sources/kv-target.js';
 import { IntegrityError } from '../util/errors.js';
 import type { KeyScope } from './key-scope.js';
 import { otherPaths, TopLevelCounts, type RestorePlan } from './plan.js';
 
-/** Reads the scope back and compares it with what was meant to be written (count and SetDigest). */
-export async function verifyScope(target: KvTarget, scope: KeyScope, plan: RestorePlan): Promise<void> {
+/**
+ * Reads the scope back and compares it with what was meant to be written (count and SetDigest), in the
+ * plan's pieces; `waitFor` holds each piece until its keys are all written (see WriteFrontier).
+ */
+export async function verifyScope(target: KvTarget, scope: KeyScope, plan: RestorePlan, waitFor?: ReadHints['waitFor']): Promise<void> {
   const digest = new SetDigest();
-  for await (const record of target.read(scope.scope, { splits: plan.splits })) digest.add(record.key, record.value);
+  for await (const record of target.read(scope.scope, { splits: plan.splits, ...(waitFor ? { waitFor } : {}) })) digest.add(record.key, record.value);
   if (digest.count !== plan.records || digest.digest() !== plan.digest) {
     throw new IntegrityError(
       `${target.description}: verification failed: the scope holds ${digest.count} keys, ${plan.records} were restored` +
@@ -37,4 +40,46 @@ export function describePlan(plan: RestorePlan, existing: number, toDelete: TopL
     `  would write ${plan.records} keys (${plan.bytes} bytes)${plan.skipped ? `, leaving out ${plan.skipped} outside --prefix` : ''}:`,
     rows(plan.byTopLevel),
   ].join('\n');
+}
+
+/**
+ * How far an ascending replay has got: every key up to `upTo` is written. Verification of a piece that
+ * ends at key E waits until upTo >= E (E is itself a key being written, so it is reached); the last
+ * piece, which ends with the prefix, waits for the end of the replay. A failed replay fails every wait.
+ */
+export class WriteFrontier {
+  private upTo: Buffer | undefined;
+  private finished = false;
+  private failure: unknown;
+  private waiters: { end: Buffer | undefined; resolve: () => void; reject: (err: unknown) => void }[] = [];
+
+  advance(upTo: Buffer): void {
+    this.upTo = upTo;
+    this.settle();
+  }
+
+  finish(): void {
+    this.finished = true;
+    this.settle();
+  }
+
+  fail(err: unknown): void {
+    this.failure = err ?? new Error('the replay failed');
+    this.settle();
+  }
+
+  readonly waitFor = (end: Buffer | undefined): Promise<void> =>
+    new Promise((resolve, reject) => {
+      this.waiters.push({ end, resolve, reject });
+      this.settle();
+    });
+
+  private settle(): void {
+    this.waiters = this.waiters.filter((w) => {
+      if (this.failure !== undefined) w.reject(this.failure);
+      else if (this.finished || (w.end && this.upTo && Buffer.compare(this.upTo, w.end) >= 0)) w.resolve();
+      else return true;
+      return false;
+    });
+  }
 }

@@ -15,6 +15,12 @@ export interface ReadHints {
    * costs quadratic time unless each page's range ends at the next split.
    */
   splits?: readonly Buffer[];
+  /**
+   * Called before each piece is read, with the key that ends it (undefined: the end of the prefix);
+   * the read waits for it. This one every target honours: a restore verifies the pieces whose keys are
+   * all written while it still writes later ones. A target that reads in one go calls it once, with undefined.
+   */
+  waitFor?: (pieceEnd: Buffer | undefined) => Promise<void>;
 }
 
 /**

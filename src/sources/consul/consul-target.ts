@@ -5,7 +5,7 @@ import { readJsonArray } from '../../formats/json-array-reader.js';
 import { KvdrError, oneLine } from '../../util/errors.js';
 import { readAll } from '../../util/streams.js';
 import { keyCount, quoteKey } from '../key-text.js';
-import type { KvTarget, ScopeContents } from '../kv-target.js';
+import type { KvTarget, ReadHints, ScopeContents } from '../kv-target.js';
 import { consulAccess, type ConsulAccess, type ConsulConnection } from './connect.js';
 import { consulRequest, type ConsulRequest } from './http.js';
 import {
@@ -122,7 +122,9 @@ export class ConsulTarget implements KvTarget {
     });
   }
 
-  async *read(prefix: Buffer): AsyncIterable<KvRecord> {
+  async *read(prefix: Buffer, hints: ReadHints = {}): AsyncIterable<KvRecord> {
+    // Consul's KV API cannot read a range of keys: one read of the whole prefix, once all of it is ready.
+    await hints.waitFor?.(undefined);
     const what = 'read back the restored keys';
     const response = await this.call({
       path: this.prefixPath(prefix, what),

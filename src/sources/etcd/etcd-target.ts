@@ -97,26 +97,28 @@ export class EtcdTarget implements KvTarget {
 
   async *read(prefix: Buffer, hints: ReadHints = {}): AsyncIterable<KvRecord> {
     try {
-      // One revision for every piece, so the pieces add up to one point in time; the next piece's first
-      // page is asked for while this one is consumed.
+      // Piece i is [splits[i-1], splits[i]) (the first from the prefix, the last to its end), read in
+      // pages bounded by the piece's end; the next piece's first page is asked for while one is consumed,
+      // once its waitFor has let it go. Each piece is read at the newest revision when it starts.
       const splits = hints.splits ?? [];
-      const first = readRange(this.etcd, { prefix, ...(splits[0] ? { to: splits[0] } : {}) });
-      let revision: number | undefined;
       type Piece = { pages: AsyncIterator<EtcdRecord[]>; page: Promise<IteratorResult<EtcdRecord[]>> };
-      const start = (i: number): Piece | undefined => {
-        if (i >= splits.length) return undefined;
-        const to = splits[i + 1];
-        const pages = readRange(this.etcd, { prefix, from: splits[i] as Buffer, ...(to ? { to } : {}), ...(revision !== undefined ? { revision } : {}) }).pages[Symbol.asyncIterator]();
+      const start = async (i: number): Promise<Piece | undefined> => {
+        if (i > splits.length) return undefined;
+        const from = i === 0 ? undefined : splits[i - 1];
+        const to = splits[i];
+        await hints.waitFor?.(to);
+        const pages = readRange(this.etcd, { prefix, ...(from ? { from } : {}), ...(to ? { to } : {}) }).pages[Symbol.asyncIterator]();
         const page = pages.next();
         page.catch(() => undefined); // awaited below; this only keeps an early failure from going unhandled
         return { pages, page };
       };
-      yield* first.records;
-      revision = first.revision();
       let next = start(0);
-      for (let i = 0; next; i++) {
-        const current = next;
+      next.catch(() => undefined);
+      for (let i = 0; ; i++) {
+        const current = await next;
+        if (!current) return;
         next = start(i + 1);
+        next.catch(() => undefined);
         for (let item = await current.page; !item.done; item = await current.pages.next()) yield* item.value;
       }
     } catch (err) {
