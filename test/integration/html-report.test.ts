@@ -1,14 +1,11 @@
-import { execFile } from 'node:child_process';
-import { access, constants, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditReport, TimelineEntry } from '../../src/audit/report/audit-report.js';
 import { renderHtml } from '../../src/audit/report/html-report.js';
+import { chromium } from '../harness/chromium.js';
 
-const run = promisify(execFile);
-const CHROMIUM = '/usr/bin/chromium';
 const INJECTED = '<script>alert("pwned")</script>';
 
 const nightly: TimelineEntry[] = [
@@ -54,19 +51,6 @@ const report: AuditReport = {
   passed: false,
 };
 
-/** Headless Chromium with a throwaway profile and nothing that reaches the network. */
-async function chromium(dir: string, profile: string, extra: string[]): Promise<string> {
-  try {
-    await access(CHROMIUM, constants.X_OK);
-  } catch {
-    throw new Error(`${CHROMIUM} is missing: run \`scripts/install-services.sh tools\` to install Chromium`);
-  }
-  const userDataDir = await mkdtemp(join(dir, `${profile}-`));
-  const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking'];
-  flags.push('--disable-component-update', '--disable-sync', `--user-data-dir=${userDataDir}`, '--virtual-time-budget=5000');
-  const { stdout } = await run(CHROMIUM, [...flags, ...extra], { timeout: 60_000, maxBuffer: 32 * 1024 * 1024 });
-  return stdout;
-}
 
 const attr = (tag: string, name: string): string | undefined => new RegExp(`\\s${name}="([^"]*)"`).exec(tag)?.[1];
 const count = (text: string, re: RegExp): number => text.match(re)?.length ?? 0;

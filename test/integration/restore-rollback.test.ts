@@ -7,7 +7,6 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readTrail, type AuditEvent } from '../../src/audit/audit-log.js';
 import { EXPORT_FORMAT, EXPORT_VERSION, exportWriter, type ExportHeader } from '../../src/formats/kvdr-export.js';
 import type { KvRecord } from '../../src/formats/record.js';
 import { openStore } from '../../src/repository/open-store.js';
@@ -22,6 +21,7 @@ import { consulPairs, consulPut } from '../harness/consul-instance.js';
 import { quietLogger } from '../harness/config.js';
 import { startEtcd } from '../harness/etcd-instance.js';
 import { requireEnv, uniqueName } from '../harness/namespace.js';
+import { trailEvents } from '../harness/trail.js';
 import { PROJECT_ROOT } from '../harness/stack.js';
 
 /**
@@ -75,16 +75,6 @@ async function etcdScope(etcd: Etcd3, prefix: string): Promise<Map<string, strin
   return new Map(response.kvs.map((kv) => [kv.key.toString('hex'), kv.value.toString('hex')]));
 }
 
-async function trail(dir: string): Promise<AuditEvent[]> {
-  const store = openStore({ name: 'trail', type: 'fs', path: dir });
-  const events: AuditEvent[] = [];
-  try {
-    for await (const item of readTrail(store)) if ('event' in item) events.push(item.event);
-  } finally {
-    await store.close();
-  }
-  return events;
-}
 
 const KEYS = 40_000;
 
@@ -129,7 +119,7 @@ describe('a restore interrupted mid-replay rolls back', () => {
       const last = result.stderr.trim().split('\n').at(-1) ?? '';
       expect(last).toMatch(new RegExp(`^kvdr: restore interrupted by ${signal} after \\d+ keys were written; the scope "${prefix}" was rolled back to the ${force ? 51 : 0} keys it held before \\(digest checked\\)$`));
       expect(await etcdScope(etcd, `pwx/${id}`)).toEqual(before);
-      const event = (await trail(safetyDir)).at(-1);
+      const event = (await trailEvents(safetyDir)).at(-1);
       expect(event?.type).toBe('restore-rolled-back');
       expect(event?.subject).toMatchObject({ scope: prefix, force, exitCode: ExitCode.Interrupted });
       expect(Number(event?.subject['written'])).toBeGreaterThan(0);
@@ -153,7 +143,7 @@ describe('a restore interrupted mid-replay rolls back', () => {
       expect(result.code, result.stderr).toBe(ExitCode.Interrupted);
       expect(result.stderr.trim().split('\n').at(-1)).toMatch(new RegExp(`^kvdr: restore interrupted by ${signal} after \\d+ keys were written; the scope "${prefix}" was rolled back to the ${force ? 20 : 0} keys it held before \\(digest checked\\)$`));
       expect(await consulPairs(consul(), `pwx/${id}`)).toEqual(before);
-      expect((await trail(safetyDir)).at(-1)?.type).toBe('restore-rolled-back');
+      expect((await trailEvents(safetyDir)).at(-1)?.type).toBe('restore-rolled-back');
     });
   }
 
@@ -258,7 +248,7 @@ describe('a restore interrupted mid-replay rolls back', () => {
         expect(err?.message).toMatch(new RegExp(`the scope "${prefix}" was rolled back to the 10 keys it held before \\(digest checked\\)$`));
         expect(err?.exitCode).toBe(fault.startsWith('a write') ? ExitCode.Failure : ExitCode.Integrity);
         expect(await etcdScope(etcd, `pwx/${id}`)).toEqual(before);
-        const event = (await trail(safetyDir)).at(-1);
+        const event = (await trailEvents(safetyDir)).at(-1);
         expect(event?.type).toBe('restore-rolled-back');
         expect(event?.subject).toMatchObject({ force: true, deleted: 10, rolledBack: { keys: 10 } });
       } finally {

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readTrail, type AuditEvent } from '../../src/audit/audit-log.js';
 import { readCatalog } from '../../src/repository/catalog.js';
 import { openStore } from '../../src/repository/open-store.js';
 import { connectEtcd } from '../../src/sources/etcd/connect.js';
@@ -13,6 +12,7 @@ import { consulPairs } from '../harness/consul-instance.js';
 import { startEtcd } from '../harness/etcd-instance.js';
 import { etcdPairs, etcdState } from '../harness/etcd-state.js';
 import { requireEnv, uniqueName } from '../harness/namespace.js';
+import { trailEvents } from '../harness/trail.js';
 import { PROJECT_ROOT } from '../harness/stack.js';
 
 const OLDER = `${PROJECT_ROOT}test/fixtures/pxdump/pwx_kvdb_2018-05-25T22:57:41Z.dump`;
@@ -29,17 +29,6 @@ async function expectedFrom(dump: string, clusterId: string): Promise<Map<string
   return new Map(pairs.map((p) => [`pwx/${clusterId}/${p.Key}`, Buffer.from(p.Value ?? '', 'base64').toString('hex')]));
 }
 
-/** The audit trail of an fs repository (KVDR_SAFETY_DIR), oldest first, read by kvdr's own reader. */
-async function trailEvents(path: string): Promise<AuditEvent[]> {
-  const store = openStore({ name: 'trail', type: 'fs', path });
-  const events: AuditEvent[] = [];
-  try {
-    for await (const item of readTrail(store)) if ('event' in item) events.push(item.event);
-  } finally {
-    await store.close();
-  }
-  return events;
-}
 
 describe('restoring PX dumps', () => {
   let etcd: Etcd3;

@@ -1,32 +1,17 @@
-import { execFile, spawn } from 'node:child_process';
-import { access, constants, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobStatus } from '../../src/scheduler/scheduler.js';
 import { createTestBucket, type TestBucket } from '../harness/minio.js';
 import { requireEnv, uniqueName } from '../harness/namespace.js';
 import { freePorts } from '../harness/ports.js';
+import { chromium } from '../harness/chromium.js';
 import { PROJECT_ROOT } from '../harness/stack.js';
 import { waitFor } from '../harness/wait.js';
 
-const run = promisify(execFile);
-const CHROMIUM = '/usr/bin/chromium';
 
-/** Headless Chromium with a throwaway profile; returns its stdout (the DOM for --dump-dom). */
-async function chromium(dir: string, profile: string, extra: string[]): Promise<string> {
-  try {
-    await access(CHROMIUM, constants.X_OK);
-  } catch {
-    throw new Error(`${CHROMIUM} is missing: run \`scripts/install-services.sh tools\` to install Chromium`);
-  }
-  const userDataDir = await mkdtemp(join(dir, `${profile}-`));
-  const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'];
-  flags.push('--disable-component-update', '--disable-sync', `--user-data-dir=${userDataDir}`, '--virtual-time-budget=3000');
-  const { stdout } = await run(CHROMIUM, [...flags, ...extra], { timeout: 60_000, maxBuffer: 32 * 1024 * 1024 });
-  return stdout;
-}
 
 /** The text a reader sees: tags dropped, entities decoded, whitespace collapsed. */
 const text = (html: string): string =>
