@@ -26,7 +26,7 @@ export function kvdrProgram(): Command {
     .addHelpText(
       'after',
       '\nExit codes: 0 ok, 1 unexpected failure, 2 usage or configuration error, 3 restore aborted (keys exist in scope),\n' +
-        '4 integrity check failed, 5 audit control failed.',
+        '4 integrity check failed, 5 audit control failed, 130 restore interrupted (rolled back first).',
     );
   for (const command of [
     serveCommand(),
