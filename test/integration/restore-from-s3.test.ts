@@ -4,10 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readTrail, type AuditEvent } from '../../src/audit/audit-log.js';
+import type { AuditEvent } from '../../src/audit/audit-log.js';
 import { runBackup } from '../../src/backup/run-backup.js';
 import type { Manifest } from '../../src/repository/manifest.js';
-import { openStore } from '../../src/repository/open-store.js';
 import { restore } from '../../src/restore/engine.js';
 import { connectEtcd } from '../../src/sources/etcd/connect.js';
 import { EtcdTarget } from '../../src/sources/etcd/etcd-target.js';
@@ -21,17 +20,11 @@ import { etcdPairs, etcdState } from '../harness/etcd-state.js';
 import { failureOf } from '../harness/failure.js';
 import { createTestBucket, minioClient, type TestBucket } from '../harness/minio.js';
 import { requireEnv, uniqueName } from '../harness/namespace.js';
+import { trailEvents } from '../harness/trail.js';
 
-/** The newest event of the audit trail in an fs repository, read by kvdr's own reader. */
+/** The newest event of the audit trail in an fs repository. */
 async function lastEvent(path: string): Promise<AuditEvent | undefined> {
-  const store = openStore({ name: 'trail', type: 'fs', path });
-  let last: AuditEvent | undefined;
-  try {
-    for await (const item of readTrail(store)) if ('event' in item) last = item.event;
-  } finally {
-    await store.close();
-  }
-  return last;
+  return (await trailEvents(path)).at(-1);
 }
 
 describe('restore-from-s3', () => {
