@@ -17,7 +17,11 @@ export type AuditEventType =
   | 'restore-rolled-back'
   | 'verify'
   | 'prune'
-  | 'drill';
+  | 'drill'
+  /** A continuous job could not keep its change log unbroken (compaction, repository outage): the revisions it lost, and why. */
+  | 'continuity-gap'
+  /** A continuous job merged old change segments into one (the small ones are retired after it is verified). */
+  | 'segments-merged';
 
 /** One entry of the append-only trail (invariant 6). `prev` chains it to the entry before. */
 export interface AuditEvent {

@@ -1,6 +1,7 @@
 import { pipeline, Readable } from 'node:stream';
 import type { SourceConfig } from '../config/schema.js';
 import { consulExportWriter, recordFromConsul, type ConsulKvPair } from '../formats/consul-export.js';
+import type { KvRecord } from '../formats/record.js';
 import { readJsonArray } from '../formats/json-array-reader.js';
 import { consulAccess } from '../sources/consul/connect.js';
 import { keyPath } from '../sources/consul/consul-target.js';
@@ -11,7 +12,12 @@ import type { ArtifactSource } from './artifact-source.js';
  * The scope's KV pairs from one consistent read (`GET /v1/kv/<scope>?recurse&consistent`), parsed as
  * they arrive and written in `consul kv export` format.
  */
-export async function openConsulExport(source: SourceConfig, scope: string): Promise<ArtifactSource> {
+export interface ConsulExportOptions {
+  /** Sees every record as it is exported (a continuous job keeps the key set to follow changes from). */
+  observe?: (record: KvRecord) => void;
+}
+
+export async function openConsulExport(source: SourceConfig, scope: string, options: ConsulExportOptions = {}): Promise<ArtifactSource> {
   const access = consulAccess(source);
   const what = `export ${scope || 'the KV store'}`;
   const describeError = (err: unknown): Error => describeConsulFailure(err, access, { what }, 'stream');
@@ -30,7 +36,11 @@ export async function openConsulExport(source: SourceConfig, scope: string): Pro
   const writer = consulExportWriter();
   async function* records(): AsyncIterable<ReturnType<typeof recordFromConsul>> {
     if (!response) return;
-    for await (const { value } of readJsonArray(response, `consul ${access.address}`)) yield recordFromConsul(value as ConsulKvPair);
+    for await (const { value } of readJsonArray(response, `consul ${access.address}`)) {
+      const record = recordFromConsul(value as ConsulKvPair);
+      options.observe?.(record);
+      yield record;
+    }
   }
   const bytes = pipeline(Readable.from(records()), writer, () => undefined);
   return {

@@ -6,8 +6,13 @@ import { describeEtcdError } from '../sources/etcd/errors.js';
 import { readRange } from '../sources/etcd/range-reader.js';
 import type { ArtifactSource } from './artifact-source.js';
 
+export interface EtcdExportOptions {
+  /** Read at this revision (a continuous job's new base, at the revision its change log reached). @defaultValue the newest */
+  revision?: number;
+}
+
 /** A revision-consistent export of the scope, in the kvdr export format (NDJSON). */
-export async function openEtcdExport(source: SourceConfig, scope: string): Promise<ArtifactSource> {
+export async function openEtcdExport(source: SourceConfig, scope: string, options: EtcdExportOptions = {}): Promise<ArtifactSource> {
   const etcd = connectEtcd(source);
   const describeError = (err: unknown): Error => describeEtcdError(err, source.endpoints, `export ${scope || 'the keyspace'}`);
   try {
@@ -18,7 +23,7 @@ export async function openEtcdExport(source: SourceConfig, scope: string): Promi
     throw describeError(err);
   }
   const prefix = Buffer.from(scope);
-  const range = readRange(etcd, { prefix });
+  const range = readRange(etcd, { prefix, ...(options.revision !== undefined ? { revision: options.revision } : {}) });
   const writer = exportWriter(() => ({
     format: EXPORT_FORMAT,
     version: EXPORT_VERSION,

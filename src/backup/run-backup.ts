@@ -1,4 +1,4 @@
-import type { BackupKind, JobConfig, KvdrConfig, RepositoryConfig, SourceConfig } from '../config/schema.js';
+import { isContinuousJob, type BackupKind, type JobConfig, type KvdrConfig, type RepositoryConfig, type SourceConfig } from '../config/schema.js';
 import { sourceScope } from '../config/scope.js';
 import type { Compression } from '../formats/inflate.js';
 import { artifactKey, newBackupId } from '../repository/layout.js';
@@ -48,10 +48,12 @@ export async function runBackup(options: RunBackupOptions): Promise<Manifest> {
       repository,
       job: job.name,
       kind: job.kind,
-      produce: job.kind,
+      // A continuous job's run on its own (kvdr backup, or no leader following it) takes a base: a new chain starts there.
+      produce: job.kind === 'etcd-continuous' ? 'etcd-export' : job.kind === 'consul-continuous' ? 'consul-export' : job.kind,
       source,
       scope: sourceScope(source),
       compression: job.compression,
+      ...(isContinuousJob(job) ? { details: { ...options.details, role: 'base' } } : {}),
     });
   } finally {
     await store.close();
@@ -199,5 +201,8 @@ async function openSource(kind: BackupKind, source: SourceConfig, scope: string)
       return openConsulExport(source, scope);
     case 'px-dumps':
       throw new KvdrError('px-dumps jobs collect dump files: run them through collectPxDumps');
+    case 'etcd-continuous':
+    case 'consul-continuous':
+      throw new KvdrError('continuous jobs take their bases through their ContinuousJob (kvdr serve)');
   }
 }

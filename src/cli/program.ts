@@ -4,6 +4,7 @@ import { VERSION } from '../util/version.js';
 import { auditCommand } from './audit.js';
 import { backupCommand } from './backup.js';
 import { backupsCommand } from './backups-list.js';
+import { changesCommand } from './changes.js';
 import { inspectCommand } from './inspect.js';
 import { pruneCommand } from './prune.js';
 import { restoreFromS3Command } from './restore-from-s3.js';
@@ -38,6 +39,7 @@ export function kvdrProgram(): Command {
     pruneCommand(),
     auditCommand(),
     inspectCommand(),
+    changesCommand(),
   ]) {
     program.addCommand(command);
   }

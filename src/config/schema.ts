@@ -2,10 +2,17 @@ import { z } from 'zod';
 import { validate as isValidCron } from 'node-cron';
 
 export const SOURCE_TYPES = ['etcd', 'consul'] as const;
-export const BACKUP_KINDS = ['etcd-snapshot', 'etcd-export', 'consul-snapshot', 'consul-export', 'px-dumps'] as const;
+/** Continuous jobs: a base export on the job's schedule, and a change log between bases (see `continuous`). */
+export const CONTINUOUS_KINDS = ['etcd-continuous', 'consul-continuous'] as const;
+export const BACKUP_KINDS = ['etcd-snapshot', 'etcd-export', 'consul-snapshot', 'consul-export', 'px-dumps', ...CONTINUOUS_KINDS] as const;
 export const JOB_KINDS = [...BACKUP_KINDS, 'restore-test', 'verify'] as const;
 export type BackupKind = (typeof BACKUP_KINDS)[number];
 export type JobKind = (typeof JOB_KINDS)[number];
+export type ContinuousKind = (typeof CONTINUOUS_KINDS)[number];
+
+export function isContinuousJob<J extends { kind: JobKind }>(job: J): job is J & { kind: ContinuousKind } {
+  return (CONTINUOUS_KINDS as readonly string[]).includes(job.kind);
+}
 
 /** Jobs that store backups (not drills, not verify runs). */
 export function isBackupJob<J extends { kind: JobKind }>(job: J): job is J & { kind: BackupKind } {
@@ -115,6 +122,25 @@ export const retentionSchema = z.strictObject({
   minDays: z.number().int().min(0).default(35),
 });
 
+/** How a continuous job cuts, spools and merges its change segments. */
+export const continuousSchema = z.strictObject({
+  /** A segment is cut this often while changes arrive (the recovery point objective in seconds). @defaultValue 5 */
+  segmentSeconds: z.number().min(0.2).max(3600).default(5),
+  /** ...or as soon as this many bytes of changes are pending. @defaultValue 8 MiB */
+  segmentBytes: z.number().int().min(4096).max(256 * 1024 ** 2).default(8 * 1024 ** 2),
+  /**
+   * Segments wait here until the repository has them: put it on a persistent volume so a restart
+   * uploads what the last run could not. @defaultValue <tmpdir>/kvdr-spool/<job>
+   */
+  spoolDir: z.string().min(1).optional(),
+  /** When the spool grows past this (repository unreachable), continuity is given up: a gap is recorded and a new base taken once the repository is back. @defaultValue 1 GiB */
+  spoolMaxBytes: z.number().int().min(1024 ** 2).default(1024 ** 3),
+  /** Segments older than this are merged into larger ones, so the object count stays bounded. 0 turns merging off. @defaultValue 60 */
+  mergeAfterMinutes: z.number().min(0).default(60),
+  /** A merged segment holds up to this many bytes. @defaultValue 64 MiB */
+  mergeTargetBytes: z.number().int().min(1024 ** 2).default(64 * 1024 ** 2),
+});
+
 export const jobSchema = z
   .strictObject({
     name,
@@ -140,6 +166,8 @@ export const jobSchema = z
         toPrefix: z.string().regex(/^.+\/$/, "must end with '/' (drills restore under <toPrefix><run id>/)").optional(),
       })
       .optional(),
+    /** etcd-continuous / consul-continuous jobs: segment cadence, spool and merging. The schedule says when a new base is taken. */
+    continuous: continuousSchema.optional(),
     /** verify jobs: which backups each run re-reads and checks, across every repository. @defaultValue {sample: 3} */
     verify: z
       .strictObject({
@@ -160,6 +188,7 @@ export const jobSchema = z
       ctx.addIssue({ code: 'custom', path: [job.source !== undefined ? 'source' : 'repository'], message: 'a verify job checks backups in every repository; remove it' });
     }
     if (job.kind !== 'verify' && job.verify) ctx.addIssue({ code: 'custom', path: ['verify'], message: 'only verify jobs have a verify block' });
+    if (!isContinuousJob(job) && job.continuous) ctx.addIssue({ code: 'custom', path: ['continuous'], message: 'only etcd-continuous and consul-continuous jobs have a continuous block' });
   });
 
 export const configSchema = z.strictObject({
@@ -214,4 +243,5 @@ export type RepositoryConfig = z.infer<typeof repositorySchema>;
 export type S3RepositoryConfig = Extract<RepositoryConfig, { type: 's3' }>;
 export type FsRepositoryConfig = Extract<RepositoryConfig, { type: 'fs' }>;
 export type JobConfig = z.infer<typeof jobSchema>;
+export type ContinuousConfig = z.infer<typeof continuousSchema>;
 export type RetentionConfig = z.infer<typeof retentionSchema>;

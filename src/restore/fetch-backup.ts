@@ -99,7 +99,8 @@ function jobOf(id: string): string | undefined {
 
 /** The format of the artifact a manifest describes. */
 export function formatOf(manifest: Manifest): ArtifactFormat {
-  const kind = manifest.kind === 'safety-backup' ? String(manifest.details['format']) : manifest.kind;
+  // A safety backup and a continuous job's base are exports: their manifests say which format.
+  const kind = manifest.kind === 'safety-backup' || manifest.kind === 'etcd-continuous' || manifest.kind === 'consul-continuous' ? String(manifest.details['format']) : manifest.kind;
   return kind === 'px-dumps' ? 'px-dump' : (kind as ArtifactFormat);
 }
 

@@ -5,6 +5,7 @@ import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
+import { compressionOf } from '../formats/compression.js';
 import { readConsulExport } from '../formats/consul-export-reader.js';
 import { readConsulSnapshotKv } from '../formats/consul-state-reader.js';
 import { openEtcdSnapshot, type EtcdSnapshotFile } from '../formats/etcd-snapshot-reader.js';
@@ -163,7 +164,7 @@ export async function sniffArtifact(path: string, maxInflatedBytes?: number, exp
     throw new UsageError(`${path}: ${code === 'ENOENT' ? 'no such file' : `cannot read (${code ?? String(err)})`}`);
   }
   if (head.length === 0) throw new IntegrityError(`${label}: the file is empty; it holds no artifact`);
-  const compression: Compression = head[0] === 0x1f && head[1] === 0x8b ? 'gzip' : head.subarray(0, 4).equals(ZSTD_MAGIC) ? 'zstd' : 'none';
+  const compression: Compression = compressionOf(head);
   let content = head;
   if (compression === 'gzip') {
     try {
@@ -193,7 +194,6 @@ export async function sniffArtifact(path: string, maxInflatedBytes?: number, exp
 }
 
 /** The first four bytes of every zstd frame (0xFD2FB528 little-endian). */
-const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 
 /**
  * The first 64 KiB a zstd file inflates to: enough to recognise the content. Node has no zstd

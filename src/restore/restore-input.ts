@@ -3,6 +3,8 @@ import { storedInflateCap } from '../formats/inflate.js';
 import { UsageError } from '../util/errors.js';
 import { fetchVerified, selectBackup, type BackupSelector } from './fetch-backup.js';
 import { chooseFreshestDump } from './freshest-dump.js';
+import { materialise, selectChain, type ChainSelector } from './point-in-time.js';
+import { describePoint } from './point.js';
 import type { ArtifactKeys, ScopeFlags } from './key-scope.js';
 import { exportScope, sniffArtifact, type ArtifactFormat, type LocalArtifact } from './local-artifact.js';
 
@@ -13,7 +15,9 @@ export type RestoreInput =
   /** A local file of any kind, told by its bytes (`kvdr restore --file`); `expect` narrows it. */
   | { from: 'file'; path: string; expect?: 'px-dump' }
   /** Local PX dumps: the freshest of the files and directories named (`--kvdb_dump_file`). */
-  | { from: 'dumps'; paths: readonly string[] };
+  | { from: 'dumps'; paths: readonly string[] }
+  /** A continuous job's state at a point: its base with the change segments up to that point replayed (`--at`). */
+  | { from: 'point-in-time'; config: KvdrConfig; selector: ChainSelector };
 
 /** What the audit trail says about the artifact of an attempt. */
 export interface InputFacts {
@@ -23,6 +27,10 @@ export interface InputFacts {
   repository?: string;
   /** When the backup was taken (its manifest's finishedAt). */
   takenAt?: string;
+  /** Point-in-time restores: the point asked for, and the revision (or index) the replay reached. */
+  at?: string;
+  revision?: number;
+  segments?: number;
   file?: string;
   format?: ArtifactFormat;
 }
@@ -84,6 +92,28 @@ export async function openInput(input: RestoreInput, options: InputOptions, lear
       const artifact = await sniffArtifact(input.path, localCap, input.expect);
       if (input.expect === 'px-dump' && artifact.format !== 'px-dump') throw new UsageError(`${artifact.label} is a ${artifact.format}, not a Portworx KVDB dump`);
       return local(artifact, { file: input.path, format: artifact.format });
+    }
+    case 'point-in-time': {
+      const selected = await selectChain(input.config, input.selector);
+      const { base } = selected;
+      learned({ backup: base.id, job: base.job, kind: base.kind, repository: selected.repository.name, at: describePoint(input.selector.at) });
+      try {
+        checkCluster(base.id, base.source.clusterId, options.scope);
+        const { artifact, end, cleanup } = await materialise(selected);
+        const read = selected.path.segments.filter((s) => s.first <= end.revision).length;
+        const unit = base.kind === 'consul-continuous' ? 'index' : 'revision';
+        const facts: InputFacts = { backup: base.id, job: base.job, kind: base.kind, repository: selected.repository.name, takenAt: end.durableAt ?? base.finishedAt, format: artifact.format, at: describePoint(input.selector.at), revision: end.revision, segments: read };
+        return {
+          artifact,
+          keys: { relative: false, takenFrom: base.scope.prefix },
+          ...(base.source.clusterId ? { clusterId: base.source.clusterId } : {}),
+          facts,
+          reason: `point in time ${describePoint(input.selector.at)}: base ${base.id} (${unit} ${base.revision ?? base.raftIndex ?? 0}) + ${read} change segment(s), replayed to ${unit} ${end.revision}${end.lastChange ? ` (last change at ${new Date(end.lastChange.at).toISOString()})` : ''}`,
+          close: cleanup,
+        };
+      } finally {
+        await selected.store.close();
+      }
     }
     case 'dumps': {
       learned({ file: input.paths.join(', ') });

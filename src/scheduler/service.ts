@@ -1,4 +1,4 @@
-import type { JobConfig, KvdrConfig } from '../config/schema.js';
+import { isContinuousJob, type JobConfig, type KvdrConfig } from '../config/schema.js';
 import { readCatalog } from '../repository/catalog.js';
 import { openStore } from '../repository/open-store.js';
 import { prune } from '../repository/prune.js';
@@ -8,12 +8,15 @@ import { incompleteCollection, runJob } from './run-job.js';
 import type { AuditEvent } from '../audit/audit-log.js';
 import { LatestInTrail } from '../audit/latest-in-trail.js';
 import { auditRepository } from '../audit/audit-repository.js';
+import type { ContinuousSupervisor } from './continuous-supervisor.js';
 import { DumpWatcher } from './dump-watcher.js';
 import { Scheduler, type SchedulerOptions } from './scheduler.js';
 
 export interface ServiceHooks {
   /** Told when retention after a successful run fails (the run still counts as a success). */
   onPruneFailure?: (job: string) => void;
+  /** The continuous jobs this replica follows: a scheduled run of one of them takes its next base. */
+  continuous?: ContinuousSupervisor;
 }
 
 /** The scheduler wired to the real backup jobs: run the job, then apply that job's retention. */
@@ -22,6 +25,14 @@ export function backupScheduler(config: KvdrConfig, logger: Logger, overrides: P
     config,
     logger,
     runJob: async (job, signal, run) => {
+      // A continuous job resumes its chain (or takes its first base) when it starts following: no catch-up base.
+      if (run.trigger === 'catch-up' && hooks.continuous && isContinuousJob(job)) return {};
+      // A continuous job followed here starts its new chain where its change log stands (no window between chains).
+      const rebased = hooks.continuous?.following(job.name) ? await hooks.continuous.rebase(job.name) : undefined;
+      if (rebased) {
+        await applyRetention(config, job, logger, hooks);
+        return { bytes: rebased.bytes.stored };
+      }
       const outcome = await runJob({ config, job: job.name, logger, signal, run });
       if (outcome.kind === 'restore-test' || outcome.kind === 'verify') return {};
       // px-dumps runs on every replica; one pruning (and auditing each deletion) is enough.

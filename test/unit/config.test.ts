@@ -28,7 +28,7 @@ describe('configuration', () => {
     const text = await readFile(new URL('../../config/kvdr.example.yaml', import.meta.url), 'utf8');
     const config = parseConfig(text, 'kvdr.example.yaml', { KVDR_ETCD_ENDPOINT: 'http://10.0.0.1:2379' });
     expect(config.sources[0]?.endpoints).toEqual(['http://10.0.0.1:2379']);
-    expect(config.jobs.map((j) => j.kind)).toEqual(['etcd-snapshot', 'etcd-export', 'consul-snapshot', 'consul-export', 'px-dumps', 'restore-test', 'verify']);
+    expect(config.jobs.map((j) => j.kind)).toEqual(['etcd-snapshot', 'etcd-export', 'consul-snapshot', 'consul-export', 'px-dumps', 'etcd-continuous', 'restore-test', 'verify']);
     expect(config.jobs.at(-1)?.verify).toEqual({ sample: 5 });
     expect(config.repositories[0]).toMatchObject({ type: 's3', bucket: 'kvdr-backups', partSizeMiB: 16 });
   });
@@ -52,7 +52,7 @@ describe('configuration', () => {
     const err = errorOf(minimal.replace('kind: etcd-snapshot', 'kind: etcd-snap'));
     expect(err.exitCode).toBe(ExitCode.Usage);
     expect(err.message).toBe(
-      'kvdr.yaml: jobs[0].kind: expected one of etcd-snapshot, etcd-export, consul-snapshot, consul-export, px-dumps, restore-test, verify',
+      'kvdr.yaml: jobs[0].kind: expected one of etcd-snapshot, etcd-export, consul-snapshot, consul-export, px-dumps, etcd-continuous, consul-continuous, restore-test, verify',
     );
   });
 
