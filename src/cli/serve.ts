@@ -7,12 +7,13 @@ export function serveCommand(): Command {
   return new Command('serve')
     .description('run the scheduler service: cron jobs, PX dump collection, retention, HTTP status and metrics')
     .action(async (_options: unknown, command: Command) => {
-      const [{ backupScheduler, watchDumps }, { HttpServer }, { ServiceMetrics }, { EtcdLeadership, SingleReplica }, { ConsulLeadership }] = await Promise.all([
+      const [{ backupScheduler, watchDumps }, { HttpServer }, { ServiceMetrics }, { EtcdLeadership, SingleReplica }, { ConsulLeadership }, { ContinuousSupervisor }] = await Promise.all([
         import('../scheduler/service.js'),
         import('../server/http-server.js'),
         import('../server/metrics.js'),
         import('../scheduler/leadership.js'),
         import('../scheduler/consul-leadership.js'),
+        import('../scheduler/continuous-supervisor.js'),
       ]);
       const ctx = contextFor(command);
       const config = await ctx.config();
@@ -34,6 +35,7 @@ export function serveCommand(): Command {
         elected.start();
         leadership = elected;
       }
+      const continuous = new ContinuousSupervisor(config, ctx.logger, leadership);
       const scheduler = backupScheduler(
         config,
         ctx.logger,
@@ -46,7 +48,7 @@ export function serveCommand(): Command {
             metrics.recordRun(event.job, event.ok, event.seconds, event.bytes);
           },
         },
-        { onPruneFailure: (job) => metrics.pruneFailures.inc({ job }) },
+        { onPruneFailure: (job) => metrics.pruneFailures.inc({ job }), continuous },
       );
       metrics.watchJobs(() => scheduler.status());
       const http = new HttpServer({ config, logger: ctx.logger, metrics, jobs: () => scheduler.status(), role: () => (started ? leadership.role() : 'starting') });
@@ -55,9 +57,12 @@ export function serveCommand(): Command {
       // A start stuck on a repository that does not answer must not make the service unstoppable.
       const early = await Promise.race([scheduler.start().then(() => undefined), stopped]);
       started = true;
+      if (early === undefined) continuous.start();
       const dumps = watchDumps(config, scheduler, ctx.logger);
       ctx.logger.info(`${early ?? (await stopped)}: stopping the scheduler`);
       dumps.close();
+      // Continuous jobs cut and upload what is pending before the lock is given up.
+      await continuous.close();
       await scheduler.close();
       await leadership.close();
       await http.close();

@@ -74,3 +74,44 @@ export async function startServe(configPath: string, yaml: string, env: NodeJS.P
   child.stderr?.on('data', (d: Buffer) => (text += d.toString()));
   return { child, output: () => text, exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))) };
 }
+
+/** A Consul state: key (relative to the prefix) → value hex and flags. */
+export type ConsulState = Map<string, string>;
+
+/** The pairs under a prefix and the index Consul answered with, keys relative to the prefix. */
+export async function consulStateNow(address: string, prefix: string): Promise<{ index: number; state: ConsulState }> {
+  const response = await fetch(`${address}/v1/kv/${prefix}?recurse`);
+  const index = Number(response.headers.get('x-consul-index'));
+  if (response.status === 404) return { index, state: new Map() };
+  const pairs = (await response.json()) as { Key: string; Flags: number; Value: string | null }[];
+  return { index, state: new Map(pairs.map((p) => [p.Key.slice(prefix.length), `${Buffer.from(p.Value ?? '', 'base64').toString('hex')}/${p.Flags}`])) };
+}
+
+/**
+ * Random puts (with flags), overwrites, deletes and re-creates under a Consul prefix, one at a time,
+ * each followed by a read of the prefix: the index it answers with is that change's, and the state is
+ * what a blocking query at that index returns. Changes are spaced `gapMs` apart so that a blocking
+ * query following them sees each one on its own (two changes between answers are coalesced).
+ */
+export async function randomConsulWrites(address: string, prefix: string, durationMs: number, gapMs = 100): Promise<{ index: number; state: ConsulState }[]> {
+  const states: { index: number; state: ConsulState }[] = [];
+  const live = new Set<number>();
+  const end = Date.now() + durationMs;
+  while (Date.now() < end) {
+    const i = randomInt(30);
+    const key = `${prefix}${i % 3 === 0 ? `dir/${i}/leaf` : `k${i}`}`;
+    if (live.has(i) && randomInt(4) === 0) {
+      const response = await fetch(`${address}/v1/kv/${key}`, { method: 'DELETE' });
+      if (!response.ok) throw new Error(`DELETE ${key}: HTTP ${response.status}`);
+      live.delete(i);
+    } else {
+      const value = randomInt(3) === 0 ? randomBytes(randomInt(0, 512)) : Buffer.from(`v${states.length}`);
+      const response = await fetch(`${address}/v1/kv/${key}?flags=${randomInt(5)}`, { method: 'PUT', body: value });
+      if (!response.ok) throw new Error(`PUT ${key}: HTTP ${response.status}`);
+      live.add(i);
+    }
+    states.push(await consulStateNow(address, prefix));
+    await new Promise((resolve) => setTimeout(resolve, gapMs));
+  }
+  return states;
+}
