@@ -137,8 +137,8 @@ export const continuousSchema = z.strictObject({
   spoolMaxBytes: z.number().int().min(1024 ** 2).default(1024 ** 3),
   /** Segments older than this are merged into larger ones, so the object count stays bounded. 0 turns merging off. @defaultValue 60 */
   mergeAfterMinutes: z.number().min(0).default(60),
-  /** A merged segment holds up to this many bytes. @defaultValue 64 MiB */
-  mergeTargetBytes: z.number().int().min(1024 ** 2).default(64 * 1024 ** 2),
+  /** A merged segment holds up to this many stored bytes (a merge holds its events in memory). @defaultValue 16 MiB */
+  mergeTargetBytes: z.number().int().min(1024 ** 2).max(256 * 1024 ** 2).default(16 * 1024 ** 2),
 });
 
 export const jobSchema = z

@@ -39,12 +39,23 @@ export interface ChainEnd {
  * far, its own trailer matches. A segment that does not link is a broken chain: IntegrityError, naming
  * the revision where it breaks. Memory holds one line at a time.
  */
-export function readChain(store: ObjectStore, path: ChainPath, baseRevision: number, limit: ChainLimit = {}): { events: AsyncIterable<ChangeEvent>; end(): ChainEnd } {
+export function readChain(
+  store: ObjectStore,
+  path: Pick<ChainPath, 'segments'>,
+  baseRevision: number,
+  limit: ChainLimit = {},
+  /**
+   * 'mid-chain': the path starts in the middle of a chain (a merge reads a run of segments); `baseRevision`
+   * is then the revision before its first segment, whose own `previous` is taken as the chain value there.
+   */
+  start: 'base' | 'mid-chain' = 'base',
+): { events: AsyncIterable<ChangeEvent>; end(): ChainEnd } {
   const end: ChainEnd = { revision: baseRevision, chain: CHAIN_START, limited: false };
   async function* events(): AsyncIterable<ChangeEvent> {
     for (const segment of path.segments) {
       const reader = readSegment(await openSegment(store, segment), `segment ${segment.key}`);
       const header = await reader.header();
+      if (start === 'mid-chain' && segment === path.segments[0]) end.chain = header.previous;
       checkLink(segment, header, end);
       for await (const event of reader.events) {
         if ((limit.revision !== undefined && event.revision > limit.revision) || (limit.at !== undefined && event.at > limit.at)) {

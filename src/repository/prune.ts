@@ -3,7 +3,7 @@ import { auditRepository } from '../audit/audit-repository.js';
 import type { KvdrConfig } from '../config/schema.js';
 import type { Logger } from '../util/logger.js';
 import { readCatalog } from './catalog.js';
-import { DATA, manifestKey } from './layout.js';
+import { DATA, manifestKey, parseSegmentKey, SEGMENTS, segmentPrefix } from './layout.js';
 import type { Manifest } from './manifest.js';
 import type { ObjectStore } from './object-store.js';
 import { openStore } from './open-store.js';
@@ -69,11 +69,24 @@ async function pruneRepositories(options: PruneOptions, now: Date, grace: number
           const m = decision.manifest;
           result.deleted.push({ id: m.id, job: m.job, repository: repository.name, reasons: decision.reasons });
           if (!trail) continue;
-          await appendAuditEvent(trail, 'prune', { backup: m.id, job: m.job, repository: repository.name, key: m.repository.key, finishedAt: m.finishedAt, minDays: job.retention.minDays, ...(m.objectLock ? { retainUntil: m.objectLock.retainUntil } : {}), reasons: decision.reasons });
+          // A continuous job's base goes with its whole chain: its segments restore nothing without it.
+          const segments = await chainKeys(store, m);
+          await appendAuditEvent(trail, 'prune', { backup: m.id, job: m.job, repository: repository.name, key: m.repository.key, finishedAt: m.finishedAt, minDays: job.retention.minDays, ...(m.objectLock ? { retainUntil: m.objectLock.retainUntil } : {}), ...(segments.length > 0 ? { segments: segments.length } : {}), reasons: decision.reasons });
           await store.delete(manifestKey(m.job, m.id));
           await store.delete(m.repository.key);
+          for (const key of segments) await store.delete(key);
           logger.info({ backup: m.id, job: m.job }, `pruned ${m.id}`);
         }
+      }
+      // Segments of a chain whose base is gone (a prune interrupted between its deletes): nothing can replay them.
+      const bases = new Set(catalog.map((m) => `${m.job}/${m.id}`));
+      for await (const info of store.list(SEGMENTS)) {
+        const segment = parseSegmentKey(info.key);
+        if (!segment || bases.has(`${segment.job}/${segment.base}`) || now.getTime() - info.lastModified.getTime() < grace) continue;
+        result.orphans.push({ key: info.key, repository: repository.name });
+        if (!trail) continue;
+        await appendAuditEvent(trail, 'prune', { orphan: info.key, repository: repository.name, lastModified: info.lastModified.toISOString(), reasons: ['change segment without its base'] });
+        await store.delete(info.key);
       }
       for await (const info of store.list(DATA)) {
         if (referenced.has(info.key) || now.getTime() - info.lastModified.getTime() < grace) continue;
@@ -86,4 +99,12 @@ async function pruneRepositories(options: PruneOptions, now: Date, grace: number
       await store.close();
     }
   }
+}
+
+/** The segment keys of a continuous job's chain (none for other backups). */
+async function chainKeys(store: ObjectStore, manifest: Manifest): Promise<string[]> {
+  if (manifest.kind !== 'etcd-continuous' && manifest.kind !== 'consul-continuous') return [];
+  const keys: string[] = [];
+  for await (const info of store.list(segmentPrefix(manifest.job, manifest.id))) keys.push(info.key);
+  return keys;
 }

@@ -44,11 +44,14 @@ export async function randomEtcdWrites(etcd: Etcd3, prefix: string, durationMs: 
   return done;
 }
 
-/** Keys and values (hex) under a prefix at a revision, as `etcdctl get --rev=N --prefix` shows them. */
-export async function etcdPrefixAt(etcd: Etcd3, prefix: Buffer, revision: number): Promise<Map<string, string>> {
+/**
+ * Keys (relative to the prefix) and values, hex, under a prefix at a revision — as `etcdctl get --rev=N
+ * --prefix` shows them — or now when no revision is given.
+ */
+export async function etcdPrefixAt(etcd: Etcd3, prefix: Buffer, revision?: number): Promise<Map<string, string>> {
   const end = Buffer.from(prefix);
   end[end.length - 1] = (end[end.length - 1] as number) + 1;
-  const res = await etcd.kv.range({ key: prefix, range_end: end, revision: String(revision) });
+  const res = await etcd.kv.range({ key: prefix, range_end: end, ...(revision !== undefined ? { revision: String(revision) } : {}) });
   return new Map(res.kvs.map((kv) => [kv.key.subarray(prefix.length).toString('hex'), kv.value.toString('hex')]));
 }
 

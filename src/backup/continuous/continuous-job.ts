@@ -7,6 +7,9 @@ import { CHAIN_START } from '../../formats/change-segment.js';
 import type { Manifest } from '../../repository/manifest.js';
 import type { ObjectStore } from '../../repository/object-store.js';
 import { openStore } from '../../repository/open-store.js';
+import { readCatalog } from '../../repository/catalog.js';
+import { listSegments } from '../../repository/chains.js';
+import { mergeSegments } from './merge.js';
 import { CompactedError, type ChangeFeed } from '../../sources/change-feed.js';
 import { consulAccess } from '../../sources/consul/connect.js';
 import { pollChanges } from '../../sources/consul/change-feed.js';
@@ -25,7 +28,7 @@ export interface ContinuousJobOptions {
   job: JobConfig;
   logger: Logger;
   /** Appends an event to the audit trail (bases as `backup`, gaps as `continuity-gap`). */
-  record: (type: 'backup' | 'continuity-gap', subject: Record<string, unknown>) => Promise<void>;
+  record: (type: 'backup' | 'continuity-gap' | 'segments-merged', subject: Record<string, unknown>) => Promise<void>;
   /** @defaultValue Date.now */
   now?: () => number;
   /** Delay before following again after a failure; doubles up to 30 s. @defaultValue 1000 */
@@ -75,6 +78,8 @@ export class ContinuousJob {
   /** Consul: the scope's keys at the tip, to diff the next answer against. */
   private keys: Set<string> | undefined;
   private wake: (() => void) | undefined;
+  private mergeTimer: NodeJS.Timeout | undefined;
+  private merging = false;
 
   constructor(private readonly options: ContinuousJobOptions) {
     const { config, job } = options;
@@ -90,11 +95,46 @@ export class ContinuousJob {
 
   start(): void {
     this.running ??= this.loop();
+    if (this.settings.mergeAfterMinutes > 0 && !this.mergeTimer) {
+      // Often enough that nothing waits much past its age; never more than every 5 minutes.
+      const every = Math.min(Math.max(this.settings.mergeAfterMinutes * 30_000, 1000), 300_000);
+      this.mergeTimer = setInterval(() => void this.mergeOld(), every);
+      this.mergeTimer.unref();
+    }
+  }
+
+  /** Merges old small segments of every chain of the job (see mergeSegments); one pass at a time. */
+  async mergeOld(): Promise<number> {
+    if (this.merging || this.stopping) return 0;
+    this.merging = true;
+    let retired = 0;
+    try {
+      const chains = await listSegments(this.store, this.name);
+      for (const base of (await readCatalog(this.store, { job: this.name })).filter((m) => chains.has(m.id))) {
+        retired += await mergeSegments({
+          store: this.store,
+          job: this.name,
+          base: base.id,
+          baseRevision: base.revision ?? base.raftIndex ?? 0,
+          olderThanMs: this.settings.mergeAfterMinutes * 60_000,
+          targetBytes: this.settings.mergeTargetBytes,
+          compression: this.options.job.compression,
+          record: (subject) => this.options.record('segments-merged', subject),
+          ...(this.options.now ? { now: this.options.now } : {}),
+        });
+      }
+    } catch (err) {
+      this.options.logger.warn(`${this.name}: merging old segments failed (the chain is unchanged; retried later): ${oneLine(err)}`);
+    } finally {
+      this.merging = false;
+    }
+    return retired;
   }
 
   /** Stops following: cuts a last segment of what is pending and uploads what it can, then returns. */
   async stop(): Promise<void> {
     this.stopping = true;
+    if (this.mergeTimer) clearInterval(this.mergeTimer);
     this.wake?.();
     await this.feed?.close();
     await this.running;

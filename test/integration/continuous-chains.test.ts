@@ -1,0 +1,101 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Etcd3 } from 'etcd3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ContinuousJob } from '../../src/backup/continuous/continuous-job.js';
+import type { KvdrConfig } from '../../src/config/schema.js';
+import { listSegments } from '../../src/repository/chains.js';
+import { FsStore } from '../../src/repository/fs-store.js';
+import { prune } from '../../src/repository/prune.js';
+import { connectEtcd } from '../../src/sources/etcd/connect.js';
+import { ExitCode } from '../../src/util/exit-codes.js';
+import { kvdr } from '../harness/cli.js';
+import { quietLogger, testConfig } from '../harness/config.js';
+import { chainEvents, etcdPrefixAt, randomEtcdWrites, type WrittenChange } from '../harness/continuous.js';
+import { requireEnv, uniqueName } from '../harness/namespace.js';
+import { trailEvents } from '../harness/trail.js';
+import { waitFor } from '../harness/wait.js';
+
+describe('continuous chains: merging, retention and kvdr changes', () => {
+  let etcd: Etcd3;
+  let dir: string;
+  beforeAll(async () => {
+    etcd = connectEtcd({ endpoints: [requireEnv('KVDR_ETCD_ENDPOINT')] }, {});
+    dir = await mkdtemp(join(tmpdir(), 'kvdr-chains-'));
+  });
+  afterAll(async () => {
+    etcd.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('old segments are merged without breaking the chain; retention removes a whole chain; changes shows a delete with the value before it', async () => {
+    const prefix = `${uniqueName('chains')}/`;
+    await etcd.put(`${prefix}seed`).value('seed');
+    const repo = join(dir, 'repo');
+    const raw = {
+      sources: [{ name: 'e', type: 'etcd', endpoints: [requireEnv('KVDR_ETCD_ENDPOINT')], prefix }],
+      repositories: [{ name: 'local', type: 'fs', path: repo }],
+      jobs: [{ name: 'chain', source: 'e', kind: 'etcd-continuous', schedule: '0 0 1 1 *', repository: 'local', retention: { keepLast: 1, daily: 0, weekly: 0, monthly: 0, minDays: 0 }, continuous: { segmentSeconds: 0.3, mergeAfterMinutes: 0.01, mergeTargetBytes: 1024 ** 2, spoolDir: join(dir, 'spool') } }],
+    };
+    const config: KvdrConfig = testConfig(raw);
+    const configPath = join(dir, 'kvdr.yaml');
+    await writeFile(configPath, JSON.stringify(raw));
+    const store = new FsStore({ path: repo });
+    const recorded: { type: string; subject: Record<string, unknown> }[] = [];
+    const runner = new ContinuousJob({ config, job: config.jobs[0] as KvdrConfig['jobs'][number], logger: quietLogger, record: async (type, subject) => void recorded.push({ type, subject }) });
+    runner.start();
+    let written: WrittenChange[] = [];
+    let firstBase = '';
+    try {
+      await waitFor(async () => (await chainEvents(store, 'chain').catch(() => undefined)) !== undefined, 'a base');
+      firstBase = (await chainEvents(store, 'chain')).base;
+      // A key that is written, then deleted: the forensic question later.
+      const victim = `${prefix}volumes/v1`;
+      await etcd.put(victim).value('{"id":"v1","size":42}');
+      written = await randomEtcdWrites(etcd, prefix, 3_000, 40);
+      const deleted = Number((await etcd.delete().key(victim).exec()).header.revision);
+      const last = Math.max(deleted, (written.at(-1) as WrittenChange).revision);
+      await waitFor(async () => (await chainEvents(store, 'chain')).last >= last, 'the chain to reach the writes');
+      const small = (await listSegments(store, 'chain')).get(firstBase)?.length ?? 0;
+      expect(small).toBeGreaterThan(3);
+
+      // Merging: fewer objects, the same events, a recorded merge.
+      const before = await chainEvents(store, 'chain');
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      await runner.mergeOld();
+      const segments = (await listSegments(store, 'chain')).get(firstBase) ?? [];
+      expect(segments.some((s) => s.merged)).toBe(true);
+      expect(segments.length).toBeLessThan(small);
+      expect((await chainEvents(store, 'chain')).events).toEqual(before.events);
+      expect(recorded.some((e) => e.type === 'segments-merged' && e.subject['base'] === firstBase)).toBe(true);
+
+      // A point inside the merged range restores exactly.
+      const point = (written[Math.floor(written.length / 2)] as WrittenChange).revision;
+      const scratch = `${uniqueName('merged')}/`;
+      const restored = await kvdr(['--config', configPath, 'restore-from-s3', '--at', `rev:${point}`, '--job', 'chain', '--target', `etcd:${requireEnv('KVDR_ETCD_ENDPOINT')}`, '--to-prefix', scratch]);
+      expect(restored.code, restored.stderr).toBe(0);
+      expect(await etcdPrefixAt(etcd, Buffer.from(scratch))).toEqual(await etcdPrefixAt(etcd, Buffer.from(prefix), point));
+
+      // kvdr changes: when was the key deleted, what did it hold, and where to restore to.
+      const changes = await kvdr(['--config', configPath, 'changes', '--key', victim, '--json']);
+      expect(changes.code, changes.stderr).toBe(0);
+      const lines = changes.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines.map((l) => l['op'])).toEqual(['put', 'del']);
+      expect(lines[1]).toMatchObject({ revision: deleted, keyText: victim, before: Buffer.from('{"id":"v1","size":42}').toString('base64'), restoreBefore: `rev:${deleted - 1}` });
+
+      // A new chain, then retention (keepLast 1): the first base goes with every one of its segments.
+      await runner.rebase();
+    } finally {
+      await runner.stop();
+    }
+    const result = await prune({ config, logger: quietLogger, dryRun: false });
+    expect(result.deleted.map((d) => d.id)).toEqual([firstBase]);
+    expect((await listSegments(store, 'chain')).has(firstBase)).toBe(false);
+    const pruned = (await trailEvents(repo)).find((e) => e.type === 'prune' && e.subject['backup'] === firstBase);
+    expect(pruned?.subject['segments']).toBeGreaterThan(0);
+    const gone = await kvdr(['--config', configPath, 'restore-from-s3', '--at', `rev:${(written[0] as WrittenChange).revision}`, '--job', 'chain', '--target', `etcd:${requireEnv('KVDR_ETCD_ENDPOINT')}`, '--to-prefix', `${uniqueName('gone')}/`]);
+    expect(gone.code).toBe(ExitCode.Usage);
+    expect(gone.stderr).toMatch(/no continuous backup of job chain has a base at or before/);
+  }, 120_000);
+});
