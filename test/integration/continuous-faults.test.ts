@@ -146,7 +146,6 @@ describe('continuous backup under faults', () => {
       const configPath = join(dir, 'compact.yaml');
       const first = job(cfg);
       first.start();
-      let chained: Awaited<ReturnType<typeof chainEvents>>;
       try {
         await waitFor(async () => (await chainEvents(store, 'compact').catch(() => undefined)) !== undefined, 'a base');
         const written = await randomEtcdWrites(etcd, prefix, 2_000, 40);
@@ -154,7 +153,7 @@ describe('continuous backup under faults', () => {
       } finally {
         await first.stop();
       }
-      chained = await chainEvents(store, 'compact');
+      const chained = await chainEvents(store, 'compact');
       // While nobody follows: more changes, then a compaction past them all.
       const missed = await randomEtcdWrites(etcd, prefix, 1_000, 40);
       const compactAt = (missed.at(-1) as WrittenChange).revision;
