@@ -1,8 +1,8 @@
 import type { KvdrConfig, RepositoryConfig } from '../config/schema.js';
 import { readCatalog } from '../repository/catalog.js';
-import { DATA } from '../repository/layout.js';
+import { DATA, parseSegmentKey, SEGMENTS } from '../repository/layout.js';
 import type { Manifest } from '../repository/manifest.js';
-import type { StoreProtection } from '../repository/object-store.js';
+import type { ObjectStore, StoreProtection } from '../repository/object-store.js';
 import { openStore } from '../repository/open-store.js';
 import { checkChain, readTrail, type AuditEvent, type TrailCheck, type TrailItem } from './audit-log.js';
 import { auditRepository } from './audit-repository.js';
@@ -20,16 +20,33 @@ export interface AuditInputs {
   events: AuditEvent[];
   trail: TrailCheck & { location: string };
   protection: Map<string, StoreProtection>;
+  /** Continuous jobs' chains as the repositories list them: base, segment count, newest segment. */
+  chains: ChainCoverage[];
+}
+
+/** One chain of a continuous job, from a listing: restorable from its base's time to its newest segment's. */
+export interface ChainCoverage {
+  job: string;
+  repository: string;
+  base: string;
+  /** When the base was taken (its manifest's finishedAt). */
+  from: string;
+  /** When its newest segment was stored (the base's time when it has none): the chain's durable point. */
+  to: string;
+  segments: number;
 }
 
 export async function gatherAuditInputs(config: KvdrConfig, since: Date, until: Date): Promise<AuditInputs> {
   const manifests: Manifest[] = [];
   const artifacts = new Set<string>();
   const protection = new Map<string, StoreProtection>();
+  const chains: ChainCoverage[] = [];
   for (const repository of config.repositories) {
     const store = openStore(repository);
     try {
-      manifests.push(...(await readCatalog(store)));
+      const held = await readCatalog(store);
+      manifests.push(...held);
+      chains.push(...(await chainCoverage(store, repository.name, held)));
       for await (const info of store.list(DATA)) artifacts.add(artifactRef(repository.name, info.key));
       protection.set(repository.name, await store.protection());
     } finally {
@@ -42,7 +59,7 @@ export async function gatherAuditInputs(config: KvdrConfig, since: Date, until: 
     for await (const item of readTrail(trailStore)) items.push(item);
     const events = items.flatMap((item) => ('event' in item ? [item.event] : []));
     const trail = { ...(await checkChain(items)), location: trailStore.location };
-    return { config, since, until, manifests, artifacts, events, trail, protection };
+    return { config, since, until, manifests, artifacts, events, trail, protection, chains };
   } finally {
     await trailStore.close();
   }
@@ -50,4 +67,23 @@ export async function gatherAuditInputs(config: KvdrConfig, since: Date, until: 
 
 export function artifactRef(repository: RepositoryConfig['name'], key: string): string {
   return `${repository}/${key}`;
+}
+
+/** The chains of every continuous job in one repository, from one listing of its segments. */
+async function chainCoverage(store: ObjectStore, repository: string, manifests: readonly Manifest[]): Promise<ChainCoverage[]> {
+  const newest = new Map<string, { count: number; last: number }>();
+  for await (const info of store.list(SEGMENTS)) {
+    const segment = parseSegmentKey(info.key);
+    if (!segment) continue;
+    const id = `${segment.job}/${segment.base}`;
+    const seen = newest.get(id) ?? { count: 0, last: 0 };
+    newest.set(id, { count: seen.count + 1, last: Math.max(seen.last, info.lastModified.getTime()) });
+  }
+  return manifests
+    .filter((m) => m.kind === 'etcd-continuous' || m.kind === 'consul-continuous')
+    .map((m) => {
+      const seen = newest.get(`${m.job}/${m.id}`);
+      const to = seen && seen.last > Date.parse(m.finishedAt) ? new Date(seen.last).toISOString() : m.finishedAt;
+      return { job: m.job, repository, base: m.id, from: m.finishedAt, to, segments: seen?.count ?? 0 };
+    });
 }

@@ -1,4 +1,5 @@
-import { isBackupJob, type KvdrConfig } from '../config/schema.js';
+import { isBackupJob, isContinuousJob, type KvdrConfig } from '../config/schema.js';
+import { chainsOf, continuity } from './controls/continuity-controls.js';
 import { VERSION } from '../util/version.js';
 import type { AuditEvent } from './audit-log.js';
 import { gatherAuditInputs, type AuditInputs } from './audit-inputs.js';
@@ -22,6 +23,7 @@ export function judge(inputs: AuditInputs): AuditReport {
   const controls: ControlResult[] = [
     ...coverage(inputs, histories),
     ...backupJobs.flatMap((h) => PER_BACKUP_JOB.map((control) => control(inputs, h))),
+    ...backupJobs.filter((h) => isContinuousJob(h.job)).map((h) => continuity(inputs, h)),
     restoreGovernance(inputs),
     trailIntegrity(inputs),
   ].sort((a, b) => CONTROL_IDS.indexOf(a.control) - CONTROL_IDS.indexOf(b.control));
@@ -47,8 +49,12 @@ function timeline(inputs: AuditInputs, history: JobHistory): JobTimeline {
           ...history.backups.filter((b) => inPeriod(inputs, b.finishedAt)).map((b) => ({ time: b.finishedAt, outcome: 'success' as const, detail: `backup ${b.id}${b.held ? '' : ' (no longer held)'}`, ref: b.id })),
           ...history.failures.filter((f) => inPeriod(inputs, f.time)).map((f) => ({ time: f.time, outcome: 'failure' as const, detail: str(f.subject['error']) ?? 'failed' })),
           ...(job.kind === 'px-dumps' || !history.firstSeen ? [] : missedSlots(inputs, history)).map((slot) => ({ time: slot.toISOString(), outcome: 'missed' as const, detail: 'missed slot: no backup' })),
+          ...inputs.events
+            .filter((e) => e.type === 'continuity-gap' && e.subject['job'] === job.name && inPeriod(inputs, e.time))
+            .map((e) => ({ time: e.time, outcome: 'gap' as const, detail: `continuity gap, revisions ${String(e.subject['fromRevision'])}..${String(e.subject['toRevision'])}: ${str(e.subject['cause']) ?? ''}` })),
         ];
-  return { job: job.name, kind: job.kind, schedule: job.schedule, entries: entries.sort((a, b) => a.time.localeCompare(b.time)) };
+  const coverage = isContinuousJob(job) ? chainsOf(inputs, job.name).map((c) => ({ from: c.from, to: c.to, ref: c.base })) : undefined;
+  return { job: job.name, kind: job.kind, schedule: job.schedule, entries: entries.sort((a, b) => a.time.localeCompare(b.time)), ...(coverage ? { coverage } : {}) };
 }
 
 function drillText(event: AuditEvent): string {

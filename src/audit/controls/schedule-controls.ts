@@ -3,6 +3,7 @@ import type { AuditInputs } from '../audit-inputs.js';
 import { cronSlots } from '../../scheduler/cron-slots.js';
 import { inPeriod, str, type JobHistory } from '../job-history.js';
 import type { ControlResult, EvidenceRow } from '../report/audit-report.js';
+import { chainsOf } from './continuity-controls.js';
 import { ageText, passOrFail, verdict } from './control.js';
 
 /** COVERAGE: every configured source has a backup job that produced a backup in the period. */
@@ -74,7 +75,9 @@ export function lastRecoveryPoint(inputs: AuditInputs, history: JobHistory): Con
   const subject = { subjectType: 'job' as const, subject: history.job.name };
   if (history.job.kind === 'px-dumps') return verdict('LAST_RECOVERY_POINT', subject, 'N/A', 'PX dumps are written when a node loses its KVDB, not on a schedule');
   const rpoMinutes = history.job.rpoMinutes ?? inputs.config.audit.rpoMinutes;
-  const newest = history.backups.filter((b) => b.held && Date.parse(b.finishedAt) <= inputs.until.getTime()).at(-1);
+  // A continuous job's recovery point is its newest durable change (its newest segment), not its newest base.
+  const durable = chainsOf(inputs, history.job.name).filter((c) => Date.parse(c.from) <= inputs.until.getTime()).map((c) => ({ id: c.base, finishedAt: c.to <= inputs.until.toISOString() ? c.to : inputs.until.toISOString(), held: true })).sort((a, b) => a.finishedAt.localeCompare(b.finishedAt)).at(-1);
+  const newest = durable ?? history.backups.filter((b) => b.held && Date.parse(b.finishedAt) <= inputs.until.getTime()).at(-1);
   if (!newest) return verdict('LAST_RECOVERY_POINT', subject, 'FAIL', 'no backup is held: there is nothing to recover to');
   const age = inputs.until.getTime() - Date.parse(newest.finishedAt);
   return verdict(
@@ -82,7 +85,7 @@ export function lastRecoveryPoint(inputs: AuditInputs, history: JobHistory): Con
     subject,
     passOrFail(age <= rpoMinutes * 60_000),
     `newest recovery point is ${ageText(age)} old (RPO ${rpoMinutes} min)`,
-    [{ time: newest.finishedAt, ref: newest.id, detail: 'newest held backup' }],
+    [{ time: newest.finishedAt, ref: newest.id, detail: durable ? 'newest durable change of the newest chain' : 'newest held backup' }],
   );
 }
 

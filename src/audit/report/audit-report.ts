@@ -3,6 +3,7 @@ export const CONTROL_IDS = [
   'COVERAGE',
   'FREQUENCY',
   'LAST_RECOVERY_POINT',
+  'CONTINUITY',
   'JOB_HEALTH',
   'MIN_RETENTION',
   'RETENTION_DEPTH',
@@ -44,7 +45,8 @@ export interface ControlResult {
 /** One mark on a job's timeline. */
 export interface TimelineEntry {
   time: string;
-  outcome: 'success' | 'failure' | 'missed';
+  /** `gap`: a continuous job lost continuity (its detail names the revisions and the cause). */
+  outcome: 'success' | 'failure' | 'missed' | 'gap';
   detail: string;
   ref?: string;
 }
@@ -54,6 +56,8 @@ export interface JobTimeline {
   kind: string;
   schedule: string;
   entries: TimelineEntry[];
+  /** Continuous jobs: the stretches any second of which can be restored (a chain from its base to its newest segment). */
+  coverage?: { from: string; to: string; ref: string }[];
 }
 
 /** A row of the backup-job report (shaped like AWS Backup Audit Manager's BACKUP_JOB_REPORT). */

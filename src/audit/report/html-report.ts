@@ -23,6 +23,8 @@ svg .band { fill: #f6f8fa; stroke: var(--line); }
 svg .success { fill: var(--ok); }
 svg .failure { fill: var(--bad); }
 svg .missed { fill: #fff; stroke: var(--missed); stroke-width: 1.5; }
+svg .gap { fill: #8250df; }
+svg .coverage { fill: var(--ok); opacity: 0.35; }
 svg .tick { stroke: #8c959f; }
 svg .axis { font-size: 11px; fill: #59636e; }
 svg .empty { font-size: 13px; fill: #59636e; font-style: italic; }

@@ -59,7 +59,17 @@ function mark(entry: TimelineEntry, since: number, until: number): string {
   );
 }
 
-const DRAW_ORDER: Record<TimelineEntry['outcome'], number> = { success: 0, missed: 1, failure: 2 };
+const DRAW_ORDER: Record<TimelineEntry['outcome'], number> = { success: 0, missed: 1, failure: 2, gap: 3 };
+
+/** A continuous job's restorable stretch: a low bar under the marks, from its base to its newest segment. */
+function coverageBar(stretch: NonNullable<JobTimeline['coverage']>[number], since: number, until: number): string {
+  const x1 = position(stretch.from, since, until) * WIDTH;
+  const x2 = Math.max(x1 + 1, position(stretch.to, since, until) * WIDTH);
+  return (
+    `<rect class="coverage" data-from="${escapeHtml(stretch.from)}" data-to="${escapeHtml(stretch.to)}" x="${x1.toFixed(2)}" y="${BAND_Y + BAND_H - 8}" width="${(x2 - x1).toFixed(2)}" height="6">` +
+    `<title>${escapeHtml(`restorable to any second from ${stretch.from} to ${stretch.to} (chain ${stretch.ref})`)}</title></rect>`
+  );
+}
 
 /** One job's band across the report period, as an inline SVG. */
 export function renderTimeline(timeline: JobTimeline, period: { since: string; until: string }): string {
@@ -68,7 +78,7 @@ export function renderTimeline(timeline: JobTimeline, period: { since: string; u
   // Later SVG elements paint on top: problems are drawn last so a nearby success cannot hide them.
   const entries = [...timeline.entries].sort((a, b) => DRAW_ORDER[a.outcome] - DRAW_ORDER[b.outcome]);
   const body =
-    entries.length === 0
+    entries.length === 0 && (timeline.coverage ?? []).length === 0
       ? `<text class="empty" x="${WIDTH / 2}" y="${BAND_Y + BAND_H / 2 + 5}" text-anchor="middle">no runs in the period</text>`
       : entries.map((e) => mark(e, since, until)).join('');
   const label = `${timeline.job} (${timeline.kind}, ${timeline.schedule}): ${timeline.entries.length} entries`;
@@ -77,6 +87,7 @@ export function renderTimeline(timeline: JobTimeline, period: { since: string; u
     `viewBox="0 0 ${WIDTH} ${HEIGHT}" role="img" aria-label="${escapeHtml(label)}" xmlns="http://www.w3.org/2000/svg">` +
     `<rect class="band" x="0" y="${BAND_Y}" width="${WIDTH}" height="${BAND_H}"/>` +
     axis(since, until) +
+    (timeline.coverage ?? []).map((c) => coverageBar(c, since, until)).join('') +
     body +
     '</svg>'
   );
@@ -84,8 +95,8 @@ export function renderTimeline(timeline: JobTimeline, period: { since: string; u
 
 /** Swatches drawn like the marks themselves, so the legend cannot drift from the chart. */
 export function renderLegend(): string {
-  const item = (outcome: TimelineEntry['outcome'], text: string): string =>
+  const item = (outcome: TimelineEntry['outcome'] | 'coverage', text: string): string =>
     `<span class="legend-item"><svg class="swatch" width="14" height="14" viewBox="0 0 14 14" aria-hidden="true">` +
     `<rect class="${outcome}" x="4" y="1" width="6" height="12"/></svg>${text}</span>`;
-  return `<p class="legend">${item('success', 'backup succeeded')}${item('failure', 'backup failed')}${item('missed', 'missed slot (no run when the schedule called for one)')}</p>`;
+  return `<p class="legend">${item('success', 'backup succeeded')}${item('failure', 'backup failed')}${item('missed', 'missed slot (no run when the schedule called for one)')}${item('gap', 'continuity gap (continuous jobs)')}${item('coverage', 'continuous coverage: any second restorable')}</p>`;
 }
