@@ -23,7 +23,8 @@ import { openArtifact, type LocalArtifact } from './local-artifact.js';
 export interface ChainSelector {
   job?: string;
   clusterId?: string;
-  at: PointInTime;
+  /** The point; absent: the end of the newest chain (every change it holds). */
+  at?: PointInTime;
 }
 
 /** The chain a point-in-time restore replays: its base and the segments up to the point. */
@@ -54,7 +55,7 @@ export async function selectChain(config: KvdrConfig, selector: ChainSelector): 
     for (const manifest of await readCatalog(store, selector.job ? { job: selector.job } : {})) {
       if (manifest.kind !== 'etcd-continuous' && manifest.kind !== 'consul-continuous') continue;
       if (selector.clusterId !== undefined && manifest.source.clusterId !== selector.clusterId) continue;
-      if (!before(manifest, selector.at)) continue;
+      if (selector.at && !before(manifest, selector.at)) continue;
       candidates.push({ base: manifest, store, repository });
     }
   }
@@ -62,12 +63,37 @@ export async function selectChain(config: KvdrConfig, selector: ChainSelector): 
   await Promise.all(stores.filter((s) => s !== chosen?.store).map((s) => s.close()));
   if (!chosen) {
     const which = selector.job ? `job ${selector.job}` : selector.clusterId ? `cluster ${selector.clusterId}` : 'any continuous job';
-    throw new UsageError(`no continuous backup of ${which} has a base at or before ${describePoint(selector.at)}; see kvdr backups list --kind etcd-continuous (or consul-continuous)`);
+    throw new UsageError(`no continuous backup of ${which} has a base${selector.at ? ` at or before ${describePoint(selector.at)}` : ''}; see kvdr backups list --kind etcd-continuous (or consul-continuous)`);
   }
   const from = baseRevisionOf(chosen.base) + 1;
   const segments = (await listSegments(chosen.store, chosen.base.job)).get(chosen.base.id) ?? [];
-  const limit: ChainLimit = 'revision' in selector.at ? { revision: selector.at.revision } : { at: selector.at.time.getTime() };
+  const limit: ChainLimit = !selector.at ? {} : 'revision' in selector.at ? { revision: selector.at.revision } : { at: selector.at.time.getTime() };
   return { ...chosen, path: chainPath(chosen.base.id, segments, from), limit };
+}
+
+/** The newest durable point of any continuous job matching the filter, from catalogs and segment listings. */
+export async function newestChainEnd(config: KvdrConfig, filter: { job?: string; clusterId?: string; before?: Date }): Promise<{ job: string; base: string; durableAt: string } | undefined> {
+  let best: { job: string; base: string; durableAt: string } | undefined;
+  for (const repository of config.repositories) {
+    const store = openStore(repository);
+    try {
+      const bases = (await readCatalog(store, filter.job ? { job: filter.job } : {})).filter(
+        (m) => (m.kind === 'etcd-continuous' || m.kind === 'consul-continuous') && (filter.clusterId === undefined || m.source.clusterId === filter.clusterId),
+      );
+      for (const job of new Set(bases.map((m) => m.job))) {
+        const segments = await listSegments(store, job);
+        for (const base of bases.filter((m) => m.job === job)) {
+          const last = Math.max(Date.parse(base.finishedAt), ...(segments.get(base.id) ?? []).map((s) => s.lastModified.getTime()));
+          const durableAt = new Date(filter.before ? Math.min(last, filter.before.getTime()) : last).toISOString();
+          if (filter.before && Date.parse(base.finishedAt) >= filter.before.getTime()) continue;
+          if (!best || durableAt > best.durableAt) best = { job, base: base.id, durableAt };
+        }
+      }
+    } finally {
+      await store.close();
+    }
+  }
+  return best;
 }
 
 function before(base: Manifest, at: PointInTime): boolean {

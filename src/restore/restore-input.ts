@@ -3,7 +3,7 @@ import { storedInflateCap } from '../formats/inflate.js';
 import { UsageError } from '../util/errors.js';
 import { fetchVerified, selectBackup, type BackupSelector } from './fetch-backup.js';
 import { chooseFreshestDump } from './freshest-dump.js';
-import { materialise, selectChain, type ChainSelector } from './point-in-time.js';
+import { materialise, newestChainEnd, selectChain, type ChainSelector } from './point-in-time.js';
 import { describePoint } from './point.js';
 import type { ArtifactKeys, ScopeFlags } from './key-scope.js';
 import { exportScope, sniffArtifact, type ArtifactFormat, type LocalArtifact } from './local-artifact.js';
@@ -63,7 +63,19 @@ export async function openInput(input: RestoreInput, options: InputOptions, lear
   const { localCap } = options;
   switch (input.from) {
     case 'repository': {
-      const selected = await selectBackup(input.config, input.selector);
+      // --latest: a continuous job's chain may hold a newer point than any stored backup; then that wins.
+      const chainEnd = input.selector.latest && (input.selector.kind === undefined || input.selector.kind.endsWith('-continuous')) ? await newestChainEnd(input.config, input.selector) : undefined;
+      const selected = await selectBackup(input.config, input.selector).catch((err: unknown) => {
+        if (chainEnd) return undefined;
+        throw err;
+      });
+      if (chainEnd && (!selected || chainEnd.durableAt > selected.manifest.finishedAt)) {
+        if (selected) await selected.store.close();
+        const opened = await openInput({ from: 'point-in-time', config: input.config, selector: { job: chainEnd.job, ...(input.selector.before ? { at: { time: input.selector.before } } : {}) } }, options, learned);
+        const other = selected ? `, newer than backup ${selected.manifest.id} of job ${selected.manifest.job} (${selected.manifest.kind}, ${selected.manifest.finishedAt})` : '';
+        return { ...opened, reason: `latest: job ${chainEnd.job} holds changes up to ${chainEnd.durableAt}${other}; ${opened.reason ?? ''}` };
+      }
+      if (!selected) throw new UsageError('no backup matches; see kvdr backups list');
       const { manifest } = selected;
       const facts: InputFacts = { backup: manifest.id, job: manifest.job, kind: manifest.kind, repository: manifest.repository.name, takenAt: manifest.finishedAt };
       learned(facts);
@@ -96,19 +108,20 @@ export async function openInput(input: RestoreInput, options: InputOptions, lear
     case 'point-in-time': {
       const selected = await selectChain(input.config, input.selector);
       const { base } = selected;
-      learned({ backup: base.id, job: base.job, kind: base.kind, repository: selected.repository.name, at: describePoint(input.selector.at) });
+      const at = input.selector.at ? describePoint(input.selector.at) : 'end of chain';
+      learned({ backup: base.id, job: base.job, kind: base.kind, repository: selected.repository.name, at });
       try {
         checkCluster(base.id, base.source.clusterId, options.scope);
         const { artifact, end, cleanup } = await materialise(selected);
         const read = selected.path.segments.filter((s) => s.first <= end.revision).length;
         const unit = base.kind === 'consul-continuous' ? 'index' : 'revision';
-        const facts: InputFacts = { backup: base.id, job: base.job, kind: base.kind, repository: selected.repository.name, takenAt: end.durableAt ?? base.finishedAt, format: artifact.format, at: describePoint(input.selector.at), revision: end.revision, segments: read };
+        const facts: InputFacts = { backup: base.id, job: base.job, kind: base.kind, repository: selected.repository.name, takenAt: end.durableAt ?? base.finishedAt, format: artifact.format, at, revision: end.revision, segments: read };
         return {
           artifact,
           keys: { relative: false, takenFrom: base.scope.prefix },
           ...(base.source.clusterId ? { clusterId: base.source.clusterId } : {}),
           facts,
-          reason: `point in time ${describePoint(input.selector.at)}: base ${base.id} (${unit} ${base.revision ?? base.raftIndex ?? 0}) + ${read} change segment(s), replayed to ${unit} ${end.revision}${end.lastChange ? ` (last change at ${new Date(end.lastChange.at).toISOString()})` : ''}`,
+          reason: `point in time ${at}: base ${base.id} (${unit} ${base.revision ?? base.raftIndex ?? 0}) + ${read} change segment(s), replayed to ${unit} ${end.revision}${end.lastChange ? ` (last change at ${new Date(end.lastChange.at).toISOString()})` : ''}`,
           close: cleanup,
         };
       } finally {

@@ -36,14 +36,14 @@ describe('continuous chains: merging, retention and kvdr changes', () => {
     const raw = {
       sources: [{ name: 'e', type: 'etcd', endpoints: [requireEnv('KVDR_ETCD_ENDPOINT')], prefix }],
       repositories: [{ name: 'local', type: 'fs', path: repo }],
-      jobs: [{ name: 'chain', source: 'e', kind: 'etcd-continuous', schedule: '0 0 1 1 *', repository: 'local', retention: { keepLast: 1, daily: 0, weekly: 0, monthly: 0, minDays: 0 }, continuous: { segmentSeconds: 0.3, mergeAfterMinutes: 0.01, mergeTargetBytes: 1024 ** 2, spoolDir: join(dir, 'spool') } }],
+      jobs: [{ name: 'export', source: 'e', kind: 'etcd-export', schedule: '0 0 1 1 *', repository: 'local' }, { name: 'chain', source: 'e', kind: 'etcd-continuous', schedule: '0 0 1 1 *', repository: 'local', retention: { keepLast: 1, daily: 0, weekly: 0, monthly: 0, minDays: 0 }, continuous: { segmentSeconds: 0.3, mergeAfterMinutes: 0.01, mergeTargetBytes: 1024 ** 2, spoolDir: join(dir, 'spool') } }],
     };
     const config: KvdrConfig = testConfig(raw);
     const configPath = join(dir, 'kvdr.yaml');
     await writeFile(configPath, JSON.stringify(raw));
     const store = new FsStore({ path: repo });
     const recorded: { type: string; subject: Record<string, unknown> }[] = [];
-    const runner = new ContinuousJob({ config, job: config.jobs[0] as KvdrConfig['jobs'][number], logger: quietLogger, record: async (type, subject) => void recorded.push({ type, subject }) });
+    const runner = new ContinuousJob({ config, job: config.jobs[1] as KvdrConfig['jobs'][number], logger: quietLogger, record: async (type, subject) => void recorded.push({ type, subject }) });
     runner.start();
     let written: WrittenChange[] = [];
     let firstBase = '';
@@ -84,13 +84,23 @@ describe('continuous chains: merging, retention and kvdr changes', () => {
       expect(lines.map((l) => l['op'])).toEqual(['put', 'del']);
       expect(lines[1]).toMatchObject({ revision: deleted, keyText: victim, before: Buffer.from('{"id":"v1","size":42}').toString('base64'), restoreBefore: `rev:${deleted - 1}` });
 
+      // --latest across kinds: an export taken now is older than the chain's newest change after the next write.
+      expect((await kvdr(['--config', configPath, 'backup', 'export'])).code).toBe(0);
+      const newest = Number((await etcd.put(`${prefix}after-export`).value('x').exec()).header.revision);
+      await waitFor(async () => (await chainEvents(store, 'chain')).last >= newest, 'the chain to hold the newest write');
+      const latestScratch = `${uniqueName('latest')}/`;
+      const latest = await kvdr(['--config', configPath, 'restore-from-s3', '--latest', '--target', `etcd:${requireEnv('KVDR_ETCD_ENDPOINT')}`, '--to-prefix', latestScratch]);
+      expect(latest.code, latest.stderr).toBe(0);
+      expect(latest.stderr).toMatch(/latest: job chain holds changes up to .*, newer than backup .* of job export/);
+      expect(await etcdPrefixAt(etcd, Buffer.from(latestScratch))).toEqual(await etcdPrefixAt(etcd, Buffer.from(prefix), newest));
+
       // A new chain, then retention (keepLast 1): the first base goes with every one of its segments.
       await runner.rebase();
     } finally {
       await runner.stop();
     }
     const result = await prune({ config, logger: quietLogger, dryRun: false });
-    expect(result.deleted.map((d) => d.id)).toEqual([firstBase]);
+    expect(result.deleted.filter((d) => d.job === 'chain').map((d) => d.id)).toEqual([firstBase]);
     expect((await listSegments(store, 'chain')).has(firstBase)).toBe(false);
     const pruned = (await trailEvents(repo)).find((e) => e.type === 'prune' && e.subject['backup'] === firstBase);
     expect(pruned?.subject['segments']).toBeGreaterThan(0);
