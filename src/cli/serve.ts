@@ -7,13 +7,14 @@ export function serveCommand(): Command {
   return new Command('serve')
     .description('run the scheduler service: cron jobs, PX dump collection, retention, HTTP status and metrics')
     .action(async (_options: unknown, command: Command) => {
-      const [{ backupScheduler, watchDumps }, { HttpServer }, { ServiceMetrics }, { EtcdLeadership, SingleReplica }, { ConsulLeadership }, { ContinuousSupervisor }] = await Promise.all([
+      const [{ backupScheduler, watchDumps }, { HttpServer }, { ServiceMetrics }, { EtcdLeadership, SingleReplica }, { ConsulLeadership }, { ContinuousSupervisor }, { registerContinuousMetrics }] = await Promise.all([
         import('../scheduler/service.js'),
         import('../server/http-server.js'),
         import('../server/metrics.js'),
         import('../scheduler/leadership.js'),
         import('../scheduler/consul-leadership.js'),
         import('../scheduler/continuous-supervisor.js'),
+        import('../server/continuous-metrics.js'),
       ]);
       const ctx = contextFor(command);
       const config = await ctx.config();
@@ -36,6 +37,7 @@ export function serveCommand(): Command {
         leadership = elected;
       }
       const continuous = new ContinuousSupervisor(config, ctx.logger, leadership);
+      registerContinuousMetrics(metrics.registry, () => continuous.states());
       const scheduler = backupScheduler(
         config,
         ctx.logger,

@@ -58,6 +58,16 @@ describe('etcd-continuous: kvdr serve streams changes; any revision restores exa
         throw new Error(`${String(err)}; serve said: ${serve.output().slice(-3000)}`);
       });
 
+      // The metrics say the same: durable up to the last write, nothing pending, segments counted.
+      const metric = async (name: string): Promise<number> => {
+        const text = await (await fetch(`http://127.0.0.1:${port as number}/metrics`)).text();
+        return Number(new RegExp(`^${name}\\{job="cont"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+      };
+      await waitFor(async () => (await metric('kvdr_continuous_durable_revision')) >= lastRevision, 'the durable revision metric to reach the last write');
+      expect(await metric('kvdr_continuous_lag_seconds')).toBe(0);
+      expect(await metric('kvdr_continuous_segments_total')).toBeGreaterThan(WRITE_SECONDS / 2);
+      expect(Math.abs((await metric('kvdr_continuous_durable_timestamp_seconds')) - Date.now() / 1000)).toBeLessThan(5);
+
       // The chain holds every change, in order, exactly once.
       const { events, baseRevision } = await chainEvents(store, 'cont');
       const changes = written.filter((w) => w.revision > baseRevision);

@@ -43,6 +43,11 @@ export interface ContinuousState {
   durableRevision?: number;
   receivedRevision?: number;
   lagSeconds: number;
+  /**
+   * Unix ms up to which every change of the scope is in the repository: it advances through quiet
+   * periods while the source is followed (nothing to write, nothing missing), and stops when it is not.
+   */
+  durableAt?: number;
   spoolBytes: number;
   segments: number;
   segmentBytes: number;
@@ -79,6 +84,7 @@ export class ContinuousJob {
   private keys: Set<string> | undefined;
   private wake: (() => void) | undefined;
   private mergeTimer: NodeJS.Timeout | undefined;
+  private durableAt: number | undefined;
   private merging = false;
 
   constructor(private readonly options: ContinuousJobOptions) {
@@ -143,12 +149,15 @@ export class ContinuousJob {
 
   state(): ContinuousState {
     const segmenter = this.segmenter?.state();
+    const following = this.feed?.connected() ?? false;
+    if (segmenter && following) this.durableAt = (this.options.now ?? Date.now)() - segmenter.lagSeconds * 1000;
     return {
       job: this.name,
-      following: this.feed?.connected() ?? false,
+      following,
       ...(this.segmenter ? { base: this.segmenter.currentTip().base } : {}),
       ...(segmenter ? { durableRevision: segmenter.durableRevision, receivedRevision: segmenter.receivedRevision } : {}),
       lagSeconds: segmenter?.lagSeconds ?? 0,
+      ...(this.durableAt !== undefined ? { durableAt: this.durableAt } : {}),
       spoolBytes: segmenter?.spoolBytes ?? 0,
       ...this.counters,
       ...(this.lastError ?? segmenter?.uploadError ? { lastError: this.lastError ?? segmenter?.uploadError } : {}),
