@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs the real services kvdr needs — etcd/etcdctl (Debian), MinIO and Consul (built from their Go
 # modules at pinned versions) — into a cache outside the clone. Idempotent: a second run only checks.
+# Parts helm and kubevalidate bring what checks the Helm chart: helm (built from its Go module; run alone,
+# `install-services.sh helm` prints the binary's path) and a venv with kubernetes-validate plus the
+# prometheus-operator CRDs (run alone it prints the venv's python, then the CRD directory).
+# Part prometheus builds Prometheus and promtool (the alert rules' tests); run alone it prints the two paths.
 # Part pxkvdb builds the test tool test/tools/pxkvdb (Portworx's KVDB library behind a CLI); run alone
 # (`install-services.sh pxkvdb`) it prints the path of that binary on stdout, for the test harness.
 # Missing prerequisites (go, curl, python3, root for apt-get) fail in one line before any work starts.
@@ -64,7 +68,7 @@ preflight() {
   mkdir -p "$KVDR_BIN_DIR" 2>/dev/null || missing+=("a writable cache directory $KVDR_BIN_DIR (set KVDR_CACHE_DIR)")
   for part in "$@"; do
     case "$part" in
-      minio|consul|etcd35|pxkvdb) needs_"$part" && builds=1 ;;
+      minio|consul|etcd35|pxkvdb|helm|kubevalidate|prometheus) needs_"$part" && builds=1 ;;
       tools)
         command -v docker-compose >/dev/null || packages+=(docker-compose)
         command -v chromium >/dev/null || packages+=(chromium)
@@ -181,6 +185,84 @@ install_pxkvdb() {
   ln -sfn "$target" "$KVDR_BIN_DIR/pxkvdb"
 }
 
+# The chart's tools need Go >= 1.26 (helm 3.22, controller-gen 0.23 and the prometheus-operator API
+# module declare it); with GOTOOLCHAIN=local an older Go cannot fetch that toolchain itself.
+need_go126() {
+  local have toolchain; have="$(go env GOVERSION 2>/dev/null)"; have="${have#go}"; toolchain="$(go env GOTOOLCHAIN 2>/dev/null)"
+  version_ge "$have" 1.26 || { [ "$toolchain" != local ] && version_ge "$have" 1.21; } \
+    || die "$1 needs go >= 1.26 (found go$have, GOTOOLCHAIN=${toolchain:-unset}); install it or set GOTOOLCHAIN=auto"
+}
+
+helm_target() { printf '%s/helm-%s' "$KVDR_BIN_DIR" "$KVDR_HELM_VERSION"; }
+needs_helm() { [ ! -x "$(helm_target)" ]; }
+install_helm() {
+  local target gobin major minor flags; target="$(helm_target)"
+  [ -x "$target" ] && return
+  need_go126 "helm $KVDR_HELM_VERSION"
+  log "helm: building helm.sh/helm/v3/cmd/helm@$KVDR_HELM_VERSION (first time only, about 4 minutes)"
+  major="${KVDR_HELM_KUBE_VERSION%%.*}"; minor="${KVDR_HELM_KUBE_VERSION#*.}"
+  # What helm's own release build stamps: its version, and the Kubernetes version it renders for by default.
+  flags="-X helm.sh/helm/v3/internal/version.version=$KVDR_HELM_VERSION"
+  for pkg in pkg/chartutil pkg/lint/rules; do
+    flags="$flags -X helm.sh/helm/v3/$pkg.k8sVersionMajor=$major -X helm.sh/helm/v3/$pkg.k8sVersionMinor=$minor"
+  done
+  gobin="$(mktemp -d)"
+  GOBIN="$gobin" GOFLAGS=-buildvcs=false go install -trimpath -ldflags "$flags" "helm.sh/helm/v3/cmd/helm@$KVDR_HELM_VERSION" \
+    || { rm -rf "$gobin"; die "helm: go install failed (see above)"; }
+  mv "$gobin/helm" "$target"; rmdir "$gobin"
+}
+
+kubevalidate_venv() { printf '%s/venv/kubernetes-validate-%s' "$KVDR_CACHE_DIR" "$KVDR_KUBERNETES_VALIDATE_VERSION"; }
+kubevalidate_crds() { printf '%s/crds/prometheus-operator-%s' "$KVDR_CACHE_DIR" "$KVDR_PROMETHEUS_OPERATOR_APIS_VERSION"; }
+needs_kubevalidate() { [ ! -x "$(kubevalidate_venv)/bin/python" ] || [ ! -d "$(kubevalidate_crds)" ]; }
+install_kubevalidate() {
+  local venv crds tmp; venv="$(kubevalidate_venv)"; crds="$(kubevalidate_crds)"
+  if [ ! -x "$venv/bin/python" ]; then
+    log "kubernetes-validate: installing $KVDR_KUBERNETES_VALIDATE_VERSION into $venv (first time only)"
+    rm -rf "$venv.tmp"; mkdir -p "$(dirname "$venv")"
+    # Debian's python3 makes venvs only with python3-venv (ensurepip).
+    python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
+    python3 -m venv "$venv.tmp" && "$venv.tmp/bin/pip" install -q --disable-pip-version-check "kubernetes-validate==$KVDR_KUBERNETES_VALIDATE_VERSION" \
+      || { rm -rf "$venv.tmp"; die "kubernetes-validate: pip install failed (see above)"; }
+    mv "$venv.tmp" "$venv"
+  fi
+  [ -d "$crds" ] && return
+  need_go126 "the prometheus-operator CRDs"
+  local gen="$KVDR_BIN_DIR/controller-gen-$KVDR_CONTROLLER_GEN_VERSION" module="github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring"
+  if [ ! -x "$gen" ]; then
+    log "controller-gen: building sigs.k8s.io/controller-tools/cmd/controller-gen@$KVDR_CONTROLLER_GEN_VERSION (first time only, about a minute)"
+    tmp="$(mktemp -d)"
+    GOBIN="$tmp" GOFLAGS=-buildvcs=false go install "sigs.k8s.io/controller-tools/cmd/controller-gen@$KVDR_CONTROLLER_GEN_VERSION" \
+      || { rm -rf "$tmp"; die "controller-gen: go install failed (see above)"; }
+    mv "$tmp/controller-gen" "$gen"; rmdir "$tmp"
+  fi
+  log "prometheus-operator CRDs: generating from $module@$KVDR_PROMETHEUS_OPERATOR_APIS_VERSION"
+  # Outside any Go module, so no go.mod or go.sum is touched.
+  local dir; dir="$(cd "$KVDR_CACHE_DIR" && go mod download -json "$module@$KVDR_PROMETHEUS_OPERATOR_APIS_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')" \
+    || die "prometheus-operator CRDs: go mod download $module@$KVDR_PROMETHEUS_OPERATOR_APIS_VERSION failed"
+  rm -rf "$crds.tmp"; mkdir -p "$crds.tmp"
+  (cd "$dir" && GOFLAGS=-buildvcs=false "$gen" crd paths=./v1/... output:crd:dir="$crds.tmp") \
+    || { rm -rf "$crds.tmp"; die "prometheus-operator CRDs: controller-gen failed (see above)"; }
+  mv "$crds.tmp" "$crds"
+}
+
+# Prometheus and promtool from the one Go module (cmd/prometheus, cmd/promtool). The web UI's assets are
+# left out (they are embedded only with the builtinassets tag, built with npm); the HTTP API is all here.
+prometheus_target() { printf '%s/%s-%s' "$KVDR_BIN_DIR" "$1" "$KVDR_PROMETHEUS_VERSION"; }
+needs_prometheus() { [ ! -x "$(prometheus_target prometheus)" ] || [ ! -x "$(prometheus_target promtool)" ]; }
+install_prometheus() {
+  needs_prometheus || return 0
+  local have toolchain gobin m="github.com/prometheus/prometheus"
+  have="$(go env GOVERSION 2>/dev/null)"; have="${have#go}"; toolchain="$(go env GOTOOLCHAIN 2>/dev/null)"
+  version_ge "$have" "$KVDR_PROMETHEUS_GO_MIN_VERSION" || { [ "$toolchain" != local ] && version_ge "$have" 1.21; } \
+    || die "prometheus $KVDR_PROMETHEUS_VERSION needs go >= $KVDR_PROMETHEUS_GO_MIN_VERSION (found go$have, GOTOOLCHAIN=${toolchain:-unset}); install it or set GOTOOLCHAIN=auto"
+  log "prometheus: building $m/cmd/prometheus and cmd/promtool@$KVDR_PROMETHEUS_VERSION (first time only, about 15 minutes)"
+  gobin="$(mktemp -d)"
+  GOBIN="$gobin" GOFLAGS=-buildvcs=false go install -trimpath "$m/cmd/prometheus@$KVDR_PROMETHEUS_VERSION" "$m/cmd/promtool@$KVDR_PROMETHEUS_VERSION" \
+    || { rm -rf "$gobin"; die "prometheus: go install failed (see above)"; }
+  mv "$gobin/prometheus" "$(prometheus_target prometheus)"; mv "$gobin/promtool" "$(prometheus_target promtool)"; rmdir "$gobin"
+}
+
 install_tools() {
   # docker-compose validates docker-compose.yml in a test (no Docker engine runs here).
   command -v docker-compose >/dev/null || { log "installing docker-compose (Debian)"; apt_install docker-compose; }
@@ -194,8 +276,11 @@ what="${1:-all}"
 case "$what" in
   etcd|etcd35|minio|consul|tools) parts=("$what") ;;
   pxkvdb) preflight pxkvdb; install_pxkvdb; pxkvdb_target; echo; exit 0 ;;
-  all) parts=(etcd tools minio consul etcd35 pxkvdb) ;;
-  *) echo "usage: $0 [all|etcd|etcd35|minio|consul|tools|pxkvdb]" >&2; exit 2 ;;
+  prometheus) preflight prometheus; install_prometheus; prometheus_target prometheus; echo; prometheus_target promtool; echo; exit 0 ;;
+  helm) preflight helm; install_helm; helm_target; echo; exit 0 ;;
+  kubevalidate) preflight kubevalidate; install_kubevalidate; echo "$(kubevalidate_venv)/bin/python"; kubevalidate_crds; echo; exit 0 ;;
+  all) parts=(etcd tools minio consul etcd35 pxkvdb helm kubevalidate prometheus) ;;
+  *) echo "usage: $0 [all|etcd|etcd35|minio|consul|tools|pxkvdb|helm|kubevalidate|prometheus]" >&2; exit 2 ;;
 esac
 preflight "${parts[@]}"
 for part in "${parts[@]}"; do install_"$part"; done

@@ -53,6 +53,9 @@ export function serveCommand(): Command {
         { onPruneFailure: (job) => metrics.pruneFailures.inc({ job }), continuous },
       );
       metrics.watchJobs(() => scheduler.status());
+      // What the alerts need besides the runs: job kinds and RPOs, the leader flag, repository probes.
+      metrics.describeService(config, () => leadership.role());
+      void metrics.probeRepositories(config.repositories);
       const http = new HttpServer({ config, logger: ctx.logger, metrics, jobs: () => scheduler.status(), role: () => (started ? leadership.role() : 'starting') });
       const address = await http.listen();
       ctx.logger.info(`HTTP status on http://${address.address}:${address.port}/`);
@@ -67,6 +70,7 @@ export function serveCommand(): Command {
       await continuous.close();
       await scheduler.close();
       await leadership.close();
+      metrics.close();
       await http.close();
       ctx.logger.info('scheduler stopped');
       // Everything is closed; a handle left open by a job that would not stop must not keep the process up.
