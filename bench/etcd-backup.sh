@@ -4,7 +4,12 @@
 #   bash bench/etcd-backup.sh [SNAPSHOT_MIB] [EXPORT_KEYS]      (defaults: 1024 MiB, 1000000 keys)
 #
 # Snapshot: `kvdr backup` (streams etcd → MinIO; compression none, gzip and zstd) vs `etcdctl snapshot save`
-#           + `aws s3 cp` (Debian's awscli), all in the same run; then kvdr's wall / (save + cp) wall.
+#           + `aws s3 cp` (Debian's awscli), all in the same run; then kvdr's wall / (save + cp) wall and
+#           peak RSS per compression. The two reference steps run before and after the kvdr rows and the
+#           ratio uses the mean of the two (the machine's load drifts during a run; the load average is
+#           printed at the end).
+# KVDR_NODE_FLAGS: node options for every kvdr run (e.g. --max-semi-space-size=1); one extra row always
+#           runs zstd with 8 MiB x 2 parts and --max-semi-space-size=1, the low-memory setting.
 # Export:   `kvdr backup` of an etcd-export job vs `etcdctl get --prefix -w json` to a file.
 # Reports wall time, throughput and peak RSS (GNU time). Prints a markdown table.
 set -euo pipefail
@@ -27,7 +32,7 @@ cat >"$work/kvdr.yaml" <<YAML
 sources: [{name: etcd, type: etcd, endpoints: ["$KVDR_ETCD_ENDPOINT"], prefix: pwx/bench/}]
 repositories:
   - {name: minio, type: s3, bucket: bench, region: us-east-1, endpoint: "$KVDR_S3_ENDPOINT", forcePathStyle: true}
-  # The same bucket with 8 MiB parts, 2 in flight (defaults 16 MiB x 4): the upload buffers are most of the RSS.
+  # The same bucket with 8 MiB parts, 2 in flight (defaults 16 MiB x 4): parts are reused buffers, partSize x (queueSize + 1).
   - {name: minio-small, type: s3, bucket: bench, region: us-east-1, endpoint: "$KVDR_S3_ENDPOINT", forcePathStyle: true, partSizeMiB: 8, queueSize: 2}
 jobs:
   - {name: snap, source: etcd, kind: etcd-snapshot, compression: none, schedule: "0 * * * *", repository: minio}
@@ -54,39 +59,56 @@ label, size, secs, kib = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(
 print(f"| {label} | {secs:.1f} s | {size / 2**20 / max(secs, 0.001):.0f} MiB/s | {kib / 1024:.0f} MiB |")
 PY
 }
-both() { "$@"; }  # a pipeline of two reference commands measured as one
 
+# shellcheck disable=SC2206 # KVDR_NODE_FLAGS is split into words on purpose
+kvdr=(node ${KVDR_NODE_FLAGS:-} dist/cli/kvdr.js --config "$work/kvdr.yaml" --log-level warn)
+reference() { # the two reference steps; sets save_secs and cp_secs
+  measure "etcdctl snapshot save (to local disk)$1" "$db_bytes" etcdctl --endpoints "$KVDR_ETCD_ENDPOINT" snapshot save "$work/ref.db"
+  save_secs+=" $last_secs"
+  measure "aws s3 cp of that file → MinIO$1" "$db_bytes" /usr/bin/aws --endpoint-url "$KVDR_S3_ENDPOINT" s3 cp "$work/ref.db" "s3://bench/ref$1.db"
+  cp_secs+=" $last_secs"
+  rm -f "$work/ref.db"
+}
 echo "| what | wall | throughput | peak RSS |"
 echo "|---|---|---|---|"
-measure "kvdr backup (etcd-snapshot, no compression) → MinIO" "$db_bytes" node dist/cli/kvdr.js --config "$work/kvdr.yaml" --log-level warn backup snap
-none_secs="$last_secs"
-measure "kvdr backup (etcd-snapshot, gzip) → MinIO" "$db_bytes" node dist/cli/kvdr.js --config "$work/kvdr.yaml" --log-level warn backup snap-gz
-gzip_secs="$last_secs"
-measure "kvdr backup (etcd-snapshot, zstd) → MinIO" "$db_bytes" node dist/cli/kvdr.js --config "$work/kvdr.yaml" --log-level warn backup snap-zst
+save_secs="" cp_secs=""
+reference ""
+measure "kvdr backup (etcd-snapshot, no compression) → MinIO" "$db_bytes" "${kvdr[@]}" backup snap
+none_secs="$last_secs" none_kib="$last_kib"
+measure "kvdr backup (etcd-snapshot, gzip) → MinIO" "$db_bytes" "${kvdr[@]}" backup snap-gz
+gzip_secs="$last_secs" gzip_kib="$last_kib"
+measure "kvdr backup (etcd-snapshot, zstd) → MinIO" "$db_bytes" "${kvdr[@]}" backup snap-zst
 zstd_secs="$last_secs" zstd_kib="$last_kib"
-measure "kvdr backup (etcd-snapshot, zstd, 8 MiB x 2 parts) → MinIO" "$db_bytes" node dist/cli/kvdr.js --config "$work/kvdr.yaml" --log-level warn backup snap-zst-small
+measure "kvdr backup (etcd-snapshot, zstd, 8 MiB x 2 parts) → MinIO" "$db_bytes" "${kvdr[@]}" backup snap-zst-small
 small_secs="$last_secs" small_kib="$last_kib"
-measure "etcdctl snapshot save (to local disk)" "$db_bytes" etcdctl --endpoints "$KVDR_ETCD_ENDPOINT" snapshot save "$work/ref.db"
-save_secs="$last_secs"
-measure "aws s3 cp of that file → MinIO" "$db_bytes" /usr/bin/aws --endpoint-url "$KVDR_S3_ENDPOINT" s3 cp "$work/ref.db" s3://bench/ref.db
-cp_secs="$last_secs"
-rm -f "$work/ref.db"
+measure "kvdr backup (etcd-snapshot, zstd, 8 MiB x 2 parts, node --max-semi-space-size=1) → MinIO" "$db_bytes" node --max-semi-space-size=1 dist/cli/kvdr.js --config "$work/kvdr.yaml" --log-level warn backup snap-zst-small
+lean_secs="$last_secs" lean_kib="$last_kib"
+reference " (again)"
 # Throughput of both export rows is over the bytes of kvdr's export (its manifest's raw size).
-measure "kvdr backup (etcd-export, ${export_keys} keys, gzip) → MinIO" export node dist/cli/kvdr.js --config "$work/kvdr.yaml" --log-level warn backup export
+measure "kvdr backup (etcd-export, ${export_keys} keys, gzip) → MinIO" export "${kvdr[@]}" backup export
 measure "etcdctl get --prefix -w json (${export_keys} keys, to local disk)" "$export_bytes" sh -c "etcdctl --endpoints $KVDR_ETCD_ENDPOINT get --prefix pwx/bench/ -w json > $work/ref.json"
 echo
 # The stored sizes, from the manifests: what each compression saves in the repository.
 stored() { node dist/cli/kvdr.js --config "$work/kvdr.yaml" backups list --job "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["bytes"]["stored"])'; }
-python3 - "$none_secs" "$gzip_secs" "$zstd_secs" "$save_secs" "$cp_secs" "$zstd_kib" "$(stored snap)" "$(stored snap-gz)" "$(stored snap-zst)" "$small_secs" "$small_kib" <<'PY'
+python3 - "$save_secs" "$cp_secs" "$(stored snap)" "$(stored snap-gz)" "$(stored snap-zst)" \
+  "none:$none_secs:$none_kib" "gzip:$gzip_secs:$gzip_kib" "zstd:$zstd_secs:$zstd_kib" \
+  "zstd, 8 MiB x 2 parts:$small_secs:$small_kib" "zstd, 8 MiB x 2 parts, --max-semi-space-size=1:$lean_secs:$lean_kib" <<'PY'
 import sys
-none, gz, zst, save, cp = map(float, sys.argv[1:6])
-kib, s_none, s_gz, s_zst = (int(x) for x in sys.argv[6:10])
-small, small_kib = float(sys.argv[10]), int(sys.argv[11])
-ref = save + cp
-print(f"etcdctl snapshot save + aws s3 cp: {ref:.1f} s")
-for name, secs, size in (("none", none, s_none), ("gzip", gz, s_gz), ("zstd", zst, s_zst)):
-    print(f"kvdr snapshot, {name}: wall / (save + cp) = {secs / max(ref, 0.001):.2f}; stored {size / 2**20:.0f} MiB ({size / max(s_none, 1):.0%} of raw)")
-print(f"target for zstd: ratio <= 0.6 and peak RSS <= 150 MB; measured {zst / max(ref, 0.001):.2f} and {kib * 1024 / 1e6:.0f} MB"
-      f" (8 MiB x 2 parts: {small / max(ref, 0.001):.2f} and {small_kib * 1024 / 1e6:.0f} MB)")
+saves, cps = ([float(x) for x in a.split()] for a in sys.argv[1:3])
+s_none, s_gz, s_zst = (int(x) for x in sys.argv[3:6])
+refs = [s + c for s, c in zip(saves, cps)]
+ref = sum(refs) / len(refs)
+print(f"etcdctl snapshot save + aws s3 cp: {' and '.join(f'{r:.1f} s' for r in refs)} (before and after the kvdr rows); mean {ref:.1f} s")
+print()
+print("| kvdr snapshot | wall / (save + cp) | peak RSS | stored |")
+print("|---|---|---|---|")
+stored = {"none": s_none, "gzip": s_gz, "zstd": s_zst}
+for row in sys.argv[6:]:
+    name, secs, kib = row.rsplit(":", 2)
+    size = stored.get(name)
+    where = f"{size / 2**20:.0f} MiB ({size / max(s_none, 1):.0%} of raw)" if size else "—"
+    print(f"| {name} | {float(secs) / max(ref, 0.001):.2f} | {int(kib) * 1024 / 1e6:.0f} MB ({int(kib) / 1024:.0f} MiB) | {where} |")
+print()
+print("target for zstd: ratio <= 0.6 and peak RSS <= 150 MB")
 PY
-echo "etcd db size: $((db_bytes / 1048576)) MiB; machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; node $(node --version)"
+echo "etcd db size: $((db_bytes / 1048576)) MiB; machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; node $(node --version)${KVDR_NODE_FLAGS:+ $KVDR_NODE_FLAGS}; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

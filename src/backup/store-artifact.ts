@@ -77,36 +77,81 @@ export async function storeArtifact(store: ObjectStore, key: string, source: Rea
   return { put, rawBytes: raw.bytes(), storedBytes: stored.bytes(), sha256 };
 }
 
+/** Bytes handed to the compressor at a time: per-write costs of a zlib stream (a threadpool round trip each) stay small against the work. */
+const COMPRESS_BLOCK_BYTES = 1024 * 1024;
+
 /**
  * gzip level 1: the fastest level, and KVDB data (JSON, bbolt pages) compresses well at any level.
  * zstd level 1 with its content checksum (XXH64, as the zstd CLI writes by default), so damage inside
  * a frame is caught on inflate and `zstd -t` checks the artifact on its own. Single-threaded, one
- * frame: readable by any zstd decoder.
+ * frame: readable by any zstd decoder. Both run on libuv's threadpool, off the main thread, fed in
+ * blocks of COMPRESS_BLOCK_BYTES whatever size the source's chunks are (etcd sends 32 KiB).
  */
 function compressorFor(compression: Compression, key: string): Transform | undefined {
-  if (compression === 'gzip') return zlib.createGzip({ level: 1 });
+  if (compression === 'gzip') return blockFed(zlib.createGzip({ level: 1, chunkSize: 256 * 1024 }));
   if (compression !== 'zstd') return undefined;
   if (!zstdAvailable()) throw zstdUnavailable(key);
-  return oneFrameZstd();
+  const { ZSTD_c_compressionLevel, ZSTD_c_checksumFlag } = zlib.constants;
+  return blockFed(zlib.createZstdCompress({ chunkSize: 256 * 1024, params: { [ZSTD_c_compressionLevel]: 1, [ZSTD_c_checksumFlag]: 1 } }));
 }
 
 /**
- * Node's zstd stream ends its frame with the last chunk when `end()` comes while that chunk is still
- * queued, then its final flush opens and ends a second, empty frame (13 bytes). A second frame is
- * valid zstd but Node's own decoder stops after the first, so kvdr writes exactly one: each chunk is
- * handed to the compressor only once the previous one is through, and `end()` comes after the last.
- * The callback of each write waits for the compressor, so backpressure carries through as it is.
+ * Feeds `inner` (a zlib stream) in blocks of COMPRESS_BLOCK_BYTES, copied into two buffers that take
+ * turns: one is filled while the threadpool compresses the other, and neither is allocated again.
+ * zlib is done with a block's bytes when its write callback runs, so the block is reused only then.
+ *
+ * Exactly one frame: Node's zstd stream ends its frame with the last chunk when `end()` comes while
+ * that chunk is still queued, then its final flush opens and ends a second, empty frame (13 bytes). A
+ * second frame is valid zstd but Node's own decoder stops after the first, so `end()` comes only after
+ * the last block's write callback. Backpressure carries through: a chunk is accepted only once there
+ * is a free block for it.
  */
-function oneFrameZstd(): Transform {
-  const { ZSTD_c_compressionLevel, ZSTD_c_checksumFlag } = zlib.constants;
-  const inner = zlib.createZstdCompress({ chunkSize: 256 * 1024, params: { [ZSTD_c_compressionLevel]: 1, [ZSTD_c_checksumFlag]: 1 } });
+function blockFed(inner: Transform): Transform {
+  const blocks = [Buffer.allocUnsafeSlow(COMPRESS_BLOCK_BYTES), Buffer.allocUnsafeSlow(COMPRESS_BLOCK_BYTES)];
+  let current = 0;
+  let filled = 0;
+  let inFlight: Promise<void> | undefined;
+  let failed: Error | undefined;
+  const send = async (bytes: Buffer): Promise<void> => {
+    await inFlight;
+    if (failed) throw failed;
+    inFlight = new Promise<void>((resolve) => {
+      inner.write(bytes, (err) => {
+        if (err) failed ??= err;
+        resolve();
+      });
+    });
+  };
+  const take = async (chunk: Buffer): Promise<void> => {
+    let offset = 0;
+    while (offset < chunk.length) {
+      const block = blocks[current] as Buffer;
+      const n = Math.min(COMPRESS_BLOCK_BYTES - filled, chunk.length - offset);
+      chunk.copy(block, filled, offset, offset + n);
+      filled += n;
+      offset += n;
+      if (filled === COMPRESS_BLOCK_BYTES) {
+        await send(block);
+        // The other block was the one in flight before `send` waited for it: it is free now.
+        current = 1 - current;
+        filled = 0;
+      }
+    }
+  };
   const outer = new Transform({
     transform(chunk: Buffer, _encoding, done: TransformCallback) {
-      inner.write(chunk, (err) => done(err ?? null));
+      take(chunk).then(() => done(), done);
     },
     flush(done: TransformCallback) {
-      inner.once('end', () => done());
-      inner.end();
+      const last = filled > 0 ? send((blocks[current] as Buffer).subarray(0, filled)) : Promise.resolve();
+      last
+        .then(() => inFlight)
+        .then(() => {
+          if (failed) throw failed;
+          inner.once('end', () => done());
+          inner.end();
+        })
+        .catch(done);
     },
     destroy(err, done) {
       inner.destroy();

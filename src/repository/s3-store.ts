@@ -1,14 +1,19 @@
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetBucketVersioningCommand,
   GetObjectCommand,
   GetObjectLockConfigurationCommand,
   HeadObjectCommand,
   paginateListObjectsV2,
+  PutObjectCommand,
   S3Client,
+  UploadPartCommand,
+  type CompletedPart,
   type PutObjectCommandInput,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import type { S3RepositoryConfig } from '../config/schema.js';
 import { ObjectExistsError, ObjectNotFoundError } from '../util/errors.js';
@@ -17,23 +22,35 @@ import { describeS3Error, isNotFound, isPreconditionFailed } from './s3-errors.j
 
 const MiB = 1024 * 1024;
 
+/** S3's limits for one multipart upload. */
+const MAX_PARTS = 10_000;
+const MAX_PART_BYTES = 5 * 1024 * MiB;
+/** Parts of a stream of unknown size double in size every this many parts, so 10,000 parts are never the limit. */
+const PARTS_PER_SIZE_STEP = 1_000;
+
 export type S3StoreOptions = Omit<S3RepositoryConfig, 'type' | 'name' | 'forcePathStyle' | 'prefix' | 'partSizeMiB' | 'queueSize'> & {
   /** @defaultValue false (virtual-hosted style); MinIO and most S3-compatible stores want true */
   forcePathStyle?: boolean;
   /** Key prefix inside the bucket; ends with `/` or is empty. @defaultValue '' */
   prefix?: string;
-  /** @defaultValue 16 */
+  /**
+   * Size of a multipart part. Parts are reused buffers: an upload holds partSizeMiB × (queueSize + 1).
+   * Larger when the size is known and would need more than 10,000 parts; for a stream of unknown size
+   * the part size doubles every 1,000 parts.
+   * @defaultValue 16
+   */
   partSizeMiB?: number;
-  /** @defaultValue 4 */
+  /** Parts in flight at once; reading the body pauses while they are. @defaultValue 4 */
   queueSize?: number;
   /** @defaultValue 3 */
   maxAttempts?: number;
 };
 
 /**
- * Repository in an S3 bucket. Uploads stream through lib-storage multipart (memory is
- * partSize × queueSize, whatever the artifact size); `If-None-Match: *` makes every write write-once;
- * SSE, storage class and object-lock retention are applied to every object when configured.
+ * Repository in an S3 bucket. Uploads stream as multipart uploads whose parts are read into a fixed set
+ * of reused buffers (memory is partSize × (queueSize + 1), whatever the artifact size); `If-None-Match: *`
+ * makes every write write-once; SSE, storage class and object-lock retention are applied to every object
+ * when configured.
  */
 export class S3Store implements ObjectStore {
   readonly location: string;
@@ -67,24 +84,16 @@ export class S3Store implements ObjectStore {
     const params: PutObjectCommandInput = {
       Bucket: this.bucket,
       Key: fullKey,
-      Body: body,
       IfNoneMatch: '*',
       ContentType: options.contentType ?? 'application/octet-stream',
-      ...(options.contentLength !== undefined ? { ContentLength: options.contentLength } : {}),
       ...(options.metadata ? { Metadata: options.metadata } : {}),
       ...(this.options.storageClass ? { StorageClass: this.options.storageClass as PutObjectCommandInput['StorageClass'] } : {}),
       ...this.encryptionParams(),
       ...this.lockParams(),
     };
-    const upload = new Upload({
-      client: this.client,
-      params,
-      partSize: (this.options.partSizeMiB ?? 16) * MiB,
-      queueSize: this.options.queueSize ?? 4,
-      leavePartsOnError: false,
-    });
+    const size = Buffer.isBuffer(body) ? body.length : options.contentLength;
     try {
-      await upload.done();
+      await this.upload(params, body, firstPartSize((this.options.partSizeMiB ?? 16) * MiB, size));
     } catch (err) {
       if (isPreconditionFailed(err)) throw new ObjectExistsError(key);
       throw describeS3Error(err, this.location, `upload ${key}`);
@@ -171,6 +180,61 @@ export class S3Store implements ObjectStore {
     return Promise.resolve();
   }
 
+  /**
+   * One PutObject when the body fits in one part; otherwise a multipart upload with up to `queueSize`
+   * parts in flight. Reading stops while the queue is full, so a slow store slows the source (no part is
+   * buffered beyond the queue), and the part buffers are reused rather than allocated per part. Any
+   * failure (the body's or S3's) aborts the multipart upload, so nothing is left under the key.
+   */
+  private async upload(params: PutObjectCommandInput, body: Readable | Buffer, partSize: number): Promise<void> {
+    const queueSize = this.options.queueSize ?? 4;
+    const parts = Buffer.isBuffer(body) ? bufferParts(body, partSize) : streamParts(body, partSize, new PartBuffers());
+    let uploadId: string | undefined;
+    const done: CompletedPart[] = [];
+    const inFlight = new Set<Promise<void>>();
+    let failure: { err: unknown } | undefined;
+    try {
+      for await (const part of parts) {
+        if (part.number === 1 && part.last) {
+          await this.client.send(new PutObjectCommand({ ...params, Body: part.data, ContentLength: part.data.length }));
+          return;
+        }
+        uploadId ??= (await this.client.send(new CreateMultipartUploadCommand({ ...params, ChecksumAlgorithm: 'CRC32' }))).UploadId;
+        const sent = this.client
+          .send(new UploadPartCommand({ Bucket: params.Bucket, Key: params.Key, UploadId: uploadId, PartNumber: part.number, Body: part.data, ContentLength: part.data.length, ChecksumAlgorithm: 'CRC32' }))
+          .then(
+            (out) => {
+              if (!out.ETag) throw new Error(`part ${part.number} has no ETag in the UploadPart response`);
+              done.push({ PartNumber: part.number, ETag: out.ETag, ...(out.ChecksumCRC32 ? { ChecksumCRC32: out.ChecksumCRC32 } : {}) });
+            },
+          )
+          .catch((err: unknown) => {
+            failure ??= { err };
+          })
+          .finally(() => {
+            part.release();
+            inFlight.delete(sent);
+          });
+        inFlight.add(sent);
+        while (inFlight.size >= queueSize && !failure) await Promise.race(inFlight);
+        if (failure) break;
+      }
+      await Promise.all(inFlight);
+      if (failure) throw failure.err;
+      if (uploadId === undefined) throw new Error('the body yielded no part');
+      done.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+      await this.client.send(
+        new CompleteMultipartUploadCommand({ Bucket: params.Bucket, Key: params.Key, UploadId: uploadId, IfNoneMatch: '*', MultipartUpload: { Parts: done } }),
+      );
+    } catch (err) {
+      await Promise.allSettled(inFlight);
+      if (uploadId !== undefined) {
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: params.Bucket, Key: params.Key, UploadId: uploadId })).catch(() => undefined);
+      }
+      throw err;
+    }
+  }
+
   /** Reads back what S3 stored, so the manifest records S3's own answer rather than what was asked. */
   private async describeWritten(key: string): Promise<PutResult> {
     const head = await this.headFull(key);
@@ -221,4 +285,82 @@ export class S3Store implements ObjectStore {
 function normalizePrefix(prefix: string): string {
   const trimmed = prefix.replace(/^\/+/, '');
   return trimmed === '' || trimmed.endsWith('/') ? trimmed : `${trimmed}/`;
+}
+
+interface Part {
+  number: number;
+  data: Buffer;
+  last: boolean;
+  /** Called once S3 has the part (or gave up on it): its buffer may be filled again. */
+  release: () => void;
+}
+
+/**
+ * The first part's size: the configured one, or larger when the size is known and would need more than
+ * S3's 10,000 parts.
+ */
+function firstPartSize(partSize: number, size: number | undefined): number {
+  if (size === undefined) return partSize;
+  return Math.min(MAX_PART_BYTES, Math.max(partSize, Math.ceil(size / MAX_PARTS)));
+}
+
+/** Part n's size when the size is not known: doubles every 1,000 parts (5 MiB parts reach 5 TiB). */
+function partSizeOf(first: number, number: number): number {
+  return Math.min(MAX_PART_BYTES, first * 2 ** Math.floor((number - 1) / PARTS_PER_SIZE_STEP));
+}
+
+/** A Buffer cut into parts: views, no copies. */
+function* bufferParts(body: Buffer, partSize: number): Generator<Part> {
+  const parts = Math.max(1, Math.ceil(body.length / partSize));
+  for (let i = 0; i < parts; i++) {
+    yield { number: i + 1, data: body.subarray(i * partSize, (i + 1) * partSize), last: i === parts - 1, release: () => undefined };
+  }
+}
+
+/** Part buffers kept for reuse: the upload allocates at most queueSize + 1 of them, once. */
+class PartBuffers {
+  private readonly free: Buffer[] = [];
+
+  take(size: number): Buffer {
+    const buffer = this.free.pop();
+    return buffer && buffer.length >= size ? buffer : Buffer.allocUnsafeSlow(size);
+  }
+
+  give(buffer: Buffer): void {
+    this.free.push(buffer);
+  }
+}
+
+/**
+ * A stream cut into parts, each copied into a reused buffer. A full part is only handed out once the
+ * next byte arrives (or the stream ends), so a body of exactly one part is one PutObject, and the last
+ * part is never empty. The stream is only read while the caller asks for the next part.
+ */
+async function* streamParts(body: Readable, firstSize: number, buffers: PartBuffers): AsyncGenerator<Part> {
+  let number = 1;
+  let size = partSizeOf(firstSize, number);
+  let buffer = buffers.take(size);
+  let filled = 0;
+  const part = (last: boolean): Part => {
+    const owned = buffer;
+    return { number, data: owned.subarray(0, filled), last, release: () => buffers.give(owned) };
+  };
+  for await (const chunk of body as AsyncIterable<Buffer | string>) {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    let offset = 0;
+    while (offset < bytes.length) {
+      if (filled === size) {
+        yield part(false);
+        number += 1;
+        size = partSizeOf(firstSize, number);
+        buffer = buffers.take(size);
+        filled = 0;
+      }
+      const n = Math.min(size - filled, bytes.length - offset);
+      bytes.copy(buffer, filled, offset, offset + n);
+      filled += n;
+      offset += n;
+    }
+  }
+  yield part(true);
 }

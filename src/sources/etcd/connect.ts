@@ -15,7 +15,10 @@ export function connectEtcd(connection: EtcdConnection, env: NodeJS.ProcessEnv =
     dialTimeout: 5_000,
     // Range pages and snapshot chunks can exceed gRPC's 4 MiB default; 64 MiB bounds one page in memory
     // (readRange halves its page size when a page would be larger).
-    grpcOptions: { 'grpc.max_receive_message_length': 64 * 1024 * 1024 },
+    // A 4 MiB HTTP/2 flow-control window (Node's default is 64 KiB): with the default, etcd stalls waiting
+    // for window updates while it streams a snapshot (on a 348 MB snapshot, etcd's CPU went from 2.1 s to
+    // 1.35 s and kvdr's from 4.7 s to 3.5 s). Backpressure still holds: grpc-js pauses a slow stream.
+    grpcOptions: { 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc-node.flow_control_window': 4 * 1024 * 1024 },
   };
   const auth = etcdAuth(connection, env);
   if (auth) options.auth = { username: auth.username, password: auth.password };
