@@ -56,7 +56,7 @@ export function serveCommand(): Command {
       // What the alerts need besides the runs: job kinds and RPOs, the leader flag, repository probes.
       metrics.describeService(config, () => leadership.role());
       void metrics.probeRepositories(config.repositories);
-      const http = new HttpServer({ config, logger: ctx.logger, metrics, jobs: () => scheduler.status(), role: () => (started ? leadership.role() : 'starting') });
+      const http = new HttpServer({ config, logger: ctx.logger, metrics, jobs: () => scheduler.status(), role: () => (started ? leadership.role() : 'starting'), continuous: () => continuous.states() });
       const address = await http.listen();
       ctx.logger.info(`HTTP status on http://${address.address}:${address.port}/`);
       // A start stuck on a repository that does not answer must not make the service unstoppable.

@@ -7,6 +7,7 @@ import { openStore } from '../repository/open-store.js';
 import type { JobStatus } from '../scheduler/scheduler.js';
 import { oneLine } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
+import type { ContinuousState } from '../backup/continuous/continuous-job.js';
 import type { ServiceMetrics } from './metrics.js';
 import { statusPage, type RepositoryProblem } from './status-page.js';
 
@@ -20,6 +21,8 @@ export interface HttpServerOptions {
   jobs: () => JobStatus[];
   /** 'starting' before the scheduler is up; then 'single', or 'leader' / 'follower' with election. */
   role: () => 'starting' | 'single' | 'leader' | 'follower';
+  /** The continuous jobs this replica follows (none on a follower). @defaultValue none */
+  continuous?: () => readonly ContinuousState[];
 }
 
 /**
@@ -73,11 +76,13 @@ export class HttpServer {
         return send(res, 200, metrics.registry.contentType, await metrics.registry.metrics());
       case '/api/jobs':
         return send(res, 200, 'application/json', JSON.stringify(jobs()));
+      case '/api/continuous':
+        return send(res, 200, 'application/json', JSON.stringify(this.options.continuous?.() ?? []));
       case '/api/backups':
         return send(res, 200, 'application/json', JSON.stringify(await this.catalog()));
       case '/': {
         const { backups, problems } = await this.catalogForPage();
-        return send(res, 200, 'text/html; charset=utf-8', statusPage(jobs(), backups, role(), problems));
+        return send(res, 200, 'text/html; charset=utf-8', statusPage(jobs(), backups, role(), problems, this.options.continuous?.() ?? []));
       }
       default:
         return send(res, 404, 'text/plain', 'not found\n');

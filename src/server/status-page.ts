@@ -1,4 +1,5 @@
 import type { Manifest } from '../repository/manifest.js';
+import type { ContinuousState } from '../backup/continuous/continuous-job.js';
 import type { JobStatus } from '../scheduler/scheduler.js';
 import { formatBytes } from '../util/table.js';
 
@@ -23,7 +24,7 @@ const ROLES: Record<string, string> = {
  * backups. A repository that cannot be listed is a banner above the rest, never a blank page: the job
  * table comes from the scheduler's memory, so it is exactly what an operator needs while storage is down.
  */
-export function statusPage(jobs: readonly JobStatus[], backups: readonly Manifest[], role: string, problems: readonly RepositoryProblem[] = []): string {
+export function statusPage(jobs: readonly JobStatus[], backups: readonly Manifest[], role: string, problems: readonly RepositoryProblem[] = [], continuous: readonly ContinuousState[] = []): string {
   const banner = problems
     .map((p) => `<p class="banner" role="alert">repository ${escape(p.repository)} cannot be listed: ${escape(p.error)} — its backups are missing below; jobs still run on schedule</p>`)
     .join('\n');
@@ -38,6 +39,16 @@ export function statusPage(jobs: readonly JobStatus[], backups: readonly Manifes
     .slice(0, 50)
     .map((m) => `<tr><td><code>${escape(m.id)}</code></td><td>${escape(m.kind)}</td><td>${escape(m.finishedAt)}</td><td>${m.records ?? '-'}</td><td>${formatBytes(m.bytes.stored)}</td><td>${escape(m.repository.name)}</td></tr>`)
     .join('\n');
+  const continuousRows = continuous
+    .map((c) => {
+      const durable = c.durableAt === undefined ? '-' : `${new Date(c.durableAt).toISOString()} (revision ${c.durableRevision ?? '-'})`;
+      return `<tr class="${c.lastError || !c.following ? 'bad' : ''}"><td>${escape(c.job)}</td><td>${c.following ? 'following' : 'not following'}</td><td>${escape(durable)}</td><td>${c.lagSeconds.toFixed(1)} s</td><td>${c.segments}</td><td>${c.gaps}</td><td>${escape(c.lastError ?? '')}</td></tr>`;
+    })
+    .join('\n');
+  const continuousTable =
+    continuous.length === 0
+      ? ''
+      : `<h2>Continuous backups</h2><table class="continuous"><tr><th>job</th><th>source</th><th>every change durable up to</th><th>lag</th><th>segments</th><th>gaps</th><th>last problem</th></tr>\n${continuousRows}\n</table>`;
   const noBackups = backups.length === 0 ? `<p>${problems.length > 0 ? 'no backups listed (see the error above)' : 'no backups yet'}</p>` : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>kvdr status</title>
@@ -49,6 +60,7 @@ ${banner}
 <h2>Jobs</h2><table class="jobs"><tr><th>job</th><th>schedule</th><th></th><th>last run</th><th>last success</th><th>next run</th></tr>
 ${jobRows}
 </table>
+${continuousTable}
 <h2>Newest backups</h2>${noBackups}<table class="backups"><tr><th>id</th><th>kind</th><th>finished</th><th>keys</th><th>size</th><th>repository</th></tr>
 ${backupRows}
 </table></body></html>

@@ -67,6 +67,13 @@ describe('etcd-continuous: kvdr serve streams changes; any revision restores exa
       expect(await metric('kvdr_continuous_lag_seconds')).toBe(0);
       expect(await metric('kvdr_continuous_segments_total')).toBeGreaterThan(WRITE_SECONDS / 2);
       expect(Math.abs((await metric('kvdr_continuous_durable_timestamp_seconds')) - Date.now() / 1000)).toBeLessThan(5);
+      // ...and so do /api/continuous and the status page.
+      const states = (await (await fetch(`http://127.0.0.1:${port as number}/api/continuous`)).json()) as { job: string; following: boolean; durableRevision: number }[];
+      expect(states).toMatchObject([{ job: 'cont', following: true }]);
+      expect(states[0]?.durableRevision).toBeGreaterThanOrEqual(lastRevision);
+      const page = await (await fetch(`http://127.0.0.1:${port as number}/`)).text();
+      expect(page).toContain('<h2>Continuous backups</h2>');
+      expect(page).toMatch(/<td>cont<\/td><td>following<\/td>/);
 
       // The chain holds every change, in order, exactly once.
       const { events, baseRevision } = await chainEvents(store, 'cont');

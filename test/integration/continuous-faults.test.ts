@@ -7,6 +7,7 @@ import type { AuditEvent } from '../../src/audit/audit-log.js';
 import { ContinuousJob } from '../../src/backup/continuous/continuous-job.js';
 import type { KvdrConfig } from '../../src/config/schema.js';
 import type { ObjectStore } from '../../src/repository/object-store.js';
+import { readCatalog } from '../../src/repository/catalog.js';
 import { openStore } from '../../src/repository/open-store.js';
 import { connectEtcd } from '../../src/sources/etcd/connect.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
@@ -214,6 +215,41 @@ describe('continuous backup under faults', () => {
     }
   }, 150_000);
 
+  it('the repository stays away longer than the spool holds: continuity is given up honestly — a gap, then a new base once it is back', async () => {
+    const etcd = connectEtcd({ endpoints: [requireEnv('KVDR_ETCD_ENDPOINT')] }, {});
+    const prefix = `${uniqueName('overflow')}/`;
+    await etcd.put(`${prefix}seed`).value('seed');
+    const raw = config('overflow', requireEnv('KVDR_ETCD_ENDPOINT'), prefix, 0.5);
+    const cfg = testConfig({ ...raw, jobs: raw.jobs.map((j) => ({ ...j, continuous: { ...j.continuous, spoolMaxBytes: 1024 ** 2 } })) });
+    events.length = 0;
+    const runner = job(cfg);
+    runner.start();
+    try {
+      await waitFor(async () => (await chainEvents(store, 'overflow').catch(() => undefined)) !== undefined, 'a base');
+      const before = await chainEvents(store, 'overflow');
+      await serviceControl('stop', 'minio');
+      try {
+        // 3 MiB of incompressible values: more than the 1 MiB spool.
+        const { randomBytes } = await import('node:crypto');
+        for (let i = 0; i < 30; i++) await etcd.put(`${prefix}big/${i}`).value(randomBytes(100 * 1024));
+        await waitFor(async () => runner.state().lastError?.includes('spool') ?? false, 'the spool to overflow', 20_000);
+      } finally {
+        await serviceControl('start', 'minio');
+      }
+      await waitFor(async () => events.some((e) => e.type === 'continuity-gap'), 'a continuity-gap event once the repository is back', 60_000);
+      const gap = events.find((e) => e.type === 'continuity-gap')?.subject ?? {};
+      expect(gap).toMatchObject({ job: 'overflow', previousBase: before.base });
+      expect(String(gap['cause'])).toMatch(/unreachable for longer than the spool holds/);
+      // The new chain starts from a base that holds everything written while nothing was followed.
+      await waitFor(async () => (await chainEvents(store, 'overflow')).base !== before.base, 'a new base');
+      const newBase = (await readCatalog(store, { job: 'overflow' })).find((m) => m.id === gap['newBase']);
+      expect(newBase?.records).toBe(31);
+    } finally {
+      await runner.stop();
+      etcd.close();
+    }
+  }, 150_000);
+
   it('SIGTERM in the middle of a segment: kvdr serve cuts and uploads what is pending before it exits', async () => {
     const etcd = connectEtcd({ endpoints: [requireEnv('KVDR_ETCD_ENDPOINT')] }, {});
     const prefix = `${uniqueName('sigterm')}/`;
@@ -231,11 +267,18 @@ describe('continuous backup under faults', () => {
     try {
       await waitFor(async () => (await chainEvents(store, 'sigterm').catch(() => undefined)) !== undefined, 'a base');
       const written = await randomEtcdWrites(etcd, prefix, 2_000, 40);
+      // A value as large as etcd takes by default (1.5 MiB request limit): kept exactly like any other.
+      const big = Buffer.alloc(1400 * 1024, 0xa5);
+      const bigRevision = Number((await etcd.put(`${prefix}big`).value(big).exec()).header.revision);
+      written.push({ op: 'put', key: Buffer.from(`${prefix}big`), revision: bigRevision, at: Date.now() });
       await new Promise((resolve) => setTimeout(resolve, 500));
       expect((await chainEvents(store, 'sigterm')).events).toEqual([]);
       serve.child.kill('SIGTERM');
       expect(await serve.exited, serve.output().slice(-2000)).toBe(0);
-      expectExactly(await chainEvents(store, 'sigterm'), written);
+      const chain = await chainEvents(store, 'sigterm');
+      expectExactly(chain, written);
+      const stored = chain.events.at(-1);
+      expect(stored?.op === 'put' && stored.value.equals(big)).toBe(true);
     } finally {
       await stopServer(serve.child, join(dir, 'nothing'));
       etcd.close();
