@@ -77,7 +77,9 @@ async function chainCoverage(store: ObjectStore, repository: string, manifests: 
     if (!segment) continue;
     const id = `${segment.job}/${segment.base}`;
     const seen = newest.get(id) ?? { count: 0, last: 0 };
-    newest.set(id, { count: seen.count + 1, last: Math.max(seen.last, info.lastModified.getTime()) });
+    // A merged segment's time is when it was merged; the newest change is in a small one (the tail is never merged).
+    const time = segment.last === undefined ? info.lastModified.getTime() : 0;
+    newest.set(id, { count: seen.count + 1, last: Math.max(seen.last, time) });
   }
   return manifests
     .filter((m) => m.kind === 'etcd-continuous' || m.kind === 'consul-continuous')

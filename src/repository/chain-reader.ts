@@ -89,11 +89,15 @@ export async function openSegment(store: ObjectStore, segment: Pick<StoredSegmen
   const first = await iterator.next();
   const head = first.done ? Buffer.alloc(0) : Buffer.from(first.value as Buffer);
   async function* rest(): AsyncIterable<Buffer> {
-    if (!first.done) yield head;
-    for (;;) {
-      const item = await iterator.next();
-      if (item.done) return;
-      yield item.value as Buffer;
+    try {
+      if (!first.done) yield head;
+      for (;;) {
+        const item = await iterator.next();
+        if (item.done) return;
+        yield item.value as Buffer;
+      }
+    } finally {
+      raw.destroy(); // a reader that stops early must not leave the GET's socket open
     }
   }
   const label = `segment ${segment.key}`;
@@ -102,6 +106,7 @@ export async function openSegment(store: ObjectStore, segment: Pick<StoredSegmen
 
 function checkLink(segment: StoredSegment, header: SegmentHeader, end: ChainEnd): void {
   const where = `segment ${segment.key}`;
+  if (header.base !== segment.base) throw new IntegrityError(`${where}: its header names base ${header.base}, its key ${segment.base}; the segment is misplaced or altered`);
   if (header.first !== end.revision + 1 || header.first !== segment.first) {
     throw new IntegrityError(`${where}: starts at revision ${header.first}, but the chain reached ${end.revision}; the chain is broken there (a segment is missing or was altered)`);
   }

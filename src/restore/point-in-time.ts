@@ -25,6 +25,8 @@ export interface ChainSelector {
   clusterId?: string;
   /** The point; absent: the end of the newest chain (every change it holds). */
   at?: PointInTime;
+  /** --latest --before: the newest state at or before `at`, wherever the chain ends (no refusal past its end). */
+  atMost?: boolean;
 }
 
 /** The chain a point-in-time restore replays: its base and the segments up to the point. */
@@ -34,6 +36,7 @@ export interface SelectedChain {
   repository: RepositoryConfig;
   path: ChainPath;
   limit: ChainLimit;
+  atMost?: boolean;
 }
 
 /**
@@ -68,7 +71,8 @@ export async function selectChain(config: KvdrConfig, selector: ChainSelector): 
   const from = baseRevisionOf(chosen.base) + 1;
   const segments = (await listSegments(chosen.store, chosen.base.job)).get(chosen.base.id) ?? [];
   const limit: ChainLimit = !selector.at ? {} : 'revision' in selector.at ? { revision: selector.at.revision } : { at: selector.at.time.getTime() };
-  return { ...chosen, path: chainPath(chosen.base.id, segments, from), limit };
+  const path = chainPath(chosen.base.id, segments, from);
+  return { ...chosen, path, limit, ...(selector.atMost ? { atMost: true } : {}) };
 }
 
 /** The newest durable point of any continuous job matching the filter, from catalogs and segment listings. */
@@ -83,7 +87,8 @@ export async function newestChainEnd(config: KvdrConfig, filter: { job?: string;
       for (const job of new Set(bases.map((m) => m.job))) {
         const segments = await listSegments(store, job);
         for (const base of bases.filter((m) => m.job === job)) {
-          const last = Math.max(Date.parse(base.finishedAt), ...(segments.get(base.id) ?? []).map((s) => s.lastModified.getTime()));
+          // A merged segment's time is when it was merged, long after its changes; the tail is never merged.
+          const last = Math.max(Date.parse(base.finishedAt), ...(segments.get(base.id) ?? []).filter((s) => !s.merged).map((s) => s.lastModified.getTime()));
           const durableAt = new Date(filter.before ? Math.min(last, filter.before.getTime()) : last).toISOString();
           if (filter.before && Date.parse(base.finishedAt) >= filter.before.getTime()) continue;
           if (!best || durableAt > best.durableAt) best = { job, base: base.id, durableAt };
@@ -97,7 +102,17 @@ export async function newestChainEnd(config: KvdrConfig, filter: { job?: string;
 }
 
 function before(base: Manifest, at: PointInTime): boolean {
-  return 'revision' in at ? baseRevisionOf(base) <= at.revision : Date.parse(base.finishedAt) <= at.time.getTime();
+  return 'revision' in at ? baseRevisionOf(base) <= at.revision : baseTime(base) <= at.time.getTime();
+}
+
+/**
+ * The time from which a base's state can be restored: a base taken by a rebase holds the state as the
+ * log stood when the old chain was cut (`details.pointAt`, where the old chain ends); any other, from when
+ * it was finished (its revision was read at some moment before).
+ */
+function baseTime(base: Manifest): number {
+  const point = base.details['pointAt'];
+  return typeof point === 'string' ? Date.parse(point) : Date.parse(base.finishedAt);
 }
 
 function baseRevisionOf(manifest: Manifest): number {
@@ -178,7 +193,12 @@ export async function materialise(selected: SelectedChain, dir?: string): Promis
 
 /** A point past what the chain holds cannot be restored: say what the newest point is. */
 function checkCoverage(selected: SelectedChain, end: ChainEnd): void {
-  if (end.limited) return;
+  // Segments past a missing one cannot be replayed: a point beyond the break is damage, not a usage error.
+  const stranded = selected.path.stranded[0];
+  if (!end.limited && stranded) {
+    throw new IntegrityError(`job ${selected.base.job}: the chain of base ${selected.base.id} is broken after revision ${end.revision} (segment ${stranded.key} does not follow); restore to rev:${end.revision} or earlier, or from another chain`);
+  }
+  if (end.limited || selected.atMost) return;
   const { limit } = selected;
   const reached = `the newest recovery point of that chain (base ${selected.base.id}) is revision ${end.revision}${end.durableAt ? ` (${end.durableAt})` : ''}`;
   if (limit.revision !== undefined && end.revision < limit.revision) {

@@ -71,7 +71,7 @@ export async function openInput(input: RestoreInput, options: InputOptions, lear
       });
       if (chainEnd && (!selected || chainEnd.durableAt > selected.manifest.finishedAt)) {
         if (selected) await selected.store.close();
-        const opened = await openInput({ from: 'point-in-time', config: input.config, selector: { job: chainEnd.job, ...(input.selector.before ? { at: { time: input.selector.before } } : {}) } }, options, learned);
+        const opened = await openInput({ from: 'point-in-time', config: input.config, selector: { job: chainEnd.job, ...(input.selector.before ? { at: { time: input.selector.before }, atMost: true } : {}) } }, options, learned);
         const other = selected ? `, newer than backup ${selected.manifest.id} of job ${selected.manifest.job} (${selected.manifest.kind}, ${selected.manifest.finishedAt})` : '';
         return { ...opened, reason: `latest: job ${chainEnd.job} holds changes up to ${chainEnd.durableAt}${other}; ${opened.reason ?? ''}` };
       }

@@ -12,6 +12,8 @@ import type { Leadership } from './leadership.js';
  */
 export class ContinuousSupervisor {
   private readonly jobs = new Map<string, ContinuousJob>();
+  /** Jobs still stopping: a job starts again only once its previous run has finished with the spool. */
+  private stopping: Promise<unknown> = Promise.resolve();
   private closed = false;
 
   constructor(
@@ -22,7 +24,7 @@ export class ContinuousSupervisor {
   ) {}
 
   start(): void {
-    this.leadership.onChange((leader) => void (leader ? this.startAll() : this.stopAll()));
+    this.leadership.onChange((leader) => void (leader ? this.stopping.then(() => this.startAll()) : this.stopAll()));
     if (this.leadership.isLeader()) this.startAll();
   }
 
@@ -64,7 +66,9 @@ export class ContinuousSupervisor {
   private async stopAll(): Promise<void> {
     const running = [...this.jobs.values()];
     this.jobs.clear();
-    const results = await Promise.allSettled(running.map((job) => job.stop()));
+    const stopped = Promise.allSettled(running.map((job) => job.stop()));
+    this.stopping = stopped;
+    const results = await stopped;
     for (const [i, result] of results.entries()) {
       if (result.status === 'rejected') this.logger.warn(`${running[i]?.name}: stopping failed: ${String(result.reason)}`);
     }

@@ -22,7 +22,8 @@ export function registerContinuousMetrics(registry: Registry, states: () => read
     });
   };
   const counter = (name: string, help: string, value: (s: ContinuousState) => number): void => {
-    const reported = new Map<string, number>();
+    // What each job's run had reported; a new run (a restart, a new leader term) counts from zero again.
+    const reported = new Map<string, { epoch: number; total: number }>();
     const metric: Counter = new Counter({
       name,
       help,
@@ -31,10 +32,10 @@ export function registerContinuousMetrics(registry: Registry, states: () => read
       collect: () => {
         for (const state of states()) {
           const total = value(state);
-          const delta = total - (reported.get(state.job) ?? 0);
-          // A job restarted on this replica starts its own count again: only growth is added.
+          const seen = reported.get(state.job);
+          const delta = seen && seen.epoch === state.epoch ? total - seen.total : total;
           if (delta > 0) metric.inc({ job: state.job }, delta);
-          reported.set(state.job, total);
+          reported.set(state.job, { epoch: state.epoch, total });
         }
       },
     });

@@ -5,6 +5,8 @@ import { KvdrError, oneLine } from '../util/errors.js';
 export interface ChangeBatch {
   events: ChangeEvent[];
   revision: number;
+  /** Unix ms when kvdr received it: everything the source had changed by then up to `revision` is in it. */
+  at: number;
 }
 
 /**

@@ -39,6 +39,18 @@ describe('etcd range reader', () => {
     expect(seen.every((r) => r.modRevision <= (reader.revision() ?? 0))).toBe(true);
   });
 
+  it('reads every page at an earlier revision when one is asked for, and reports that revision (not the header\'s current one)', async () => {
+    const at = `${prefix}past/`;
+    for (let i = 0; i < 5; i++) await etcd.put(`${at}${i}`).value('old');
+    const revision = Number((await etcd.kv.range({ key: Buffer.from(at) })).header.revision);
+    for (let i = 0; i < 5; i++) await etcd.put(`${at}${i}`).value('new');
+    const reader = readRange(etcd, { prefix: Buffer.from(at), pageSize: 2, revision });
+    const seen: EtcdRecord[] = [];
+    for await (const record of reader.records) seen.push(record);
+    expect(seen.map((r) => r.value.toString())).toEqual(['old', 'old', 'old', 'old', 'old']);
+    expect(reader.revision()).toBe(revision);
+  });
+
   it('keeps keys that end in 0xff and keys next to the prefix boundary apart', async () => {
     const p = Buffer.from(`${prefix}edge/`);
     const inside = [Buffer.concat([p, Buffer.from([0xff, 0xff])]), Buffer.concat([p, Buffer.from([0x00])]), p];

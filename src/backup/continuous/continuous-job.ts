@@ -3,14 +3,15 @@ import { join } from 'node:path';
 import type { ContinuousConfig, JobConfig, KvdrConfig, RepositoryConfig, SourceConfig } from '../../config/schema.js';
 import { continuousSchema } from '../../config/schema.js';
 import { sourceScope } from '../../config/scope.js';
-import { CHAIN_START } from '../../formats/change-segment.js';
+import { CHAIN_START, type ChangeEvent } from '../../formats/change-segment.js';
+import type { KvRecord } from '../../formats/record.js';
 import type { Manifest } from '../../repository/manifest.js';
 import type { ObjectStore } from '../../repository/object-store.js';
 import { openStore } from '../../repository/open-store.js';
 import { readCatalog } from '../../repository/catalog.js';
 import { listSegments } from '../../repository/chains.js';
 import { mergeSegments } from './merge.js';
-import { CompactedError, type ChangeFeed } from '../../sources/change-feed.js';
+import { CompactedError, type ChangeBatch, type ChangeFeed } from '../../sources/change-feed.js';
 import { consulAccess } from '../../sources/consul/connect.js';
 import { pollChanges } from '../../sources/consul/change-feed.js';
 import { connectEtcd } from '../../sources/etcd/connect.js';
@@ -38,6 +39,8 @@ export interface ContinuousJobOptions {
 /** What status pages and metrics show of a continuous job. */
 export interface ContinuousState {
   job: string;
+  /** When this run of the job started: counters below count from it. */
+  epoch: number;
   following: boolean;
   base?: string;
   durableRevision?: number;
@@ -85,6 +88,10 @@ export class ContinuousJob {
   private wake: (() => void) | undefined;
   private mergeTimer: NodeJS.Timeout | undefined;
   private durableAt: number | undefined;
+  /** Segmenters of chains a rebase ended, still uploading their last segments. */
+  private retired: Segmenter[] = [];
+  /** Tells one run of this job from another, for counters that restart with it. */
+  readonly epoch = Date.now();
   private merging = false;
 
   constructor(private readonly options: ContinuousJobOptions) {
@@ -153,6 +160,7 @@ export class ContinuousJob {
     if (segmenter && following) this.durableAt = (this.options.now ?? Date.now)() - segmenter.lagSeconds * 1000;
     return {
       job: this.name,
+      epoch: this.epoch,
       following,
       ...(this.segmenter ? { base: this.segmenter.currentTip().base } : {}),
       ...(segmenter ? { durableRevision: segmenter.durableRevision, receivedRevision: segmenter.receivedRevision } : {}),
@@ -173,17 +181,39 @@ export class ContinuousJob {
     if (!this.segmenter) throw new KvdrError(`job ${this.name} is not following its source right now; it takes a base when it resumes`);
     return this.serial(async () => {
       const old = this.segmenter as Segmenter;
-      await old.flush();
+      await old.seal();
       const reached = old.currentTip().last;
-      const { manifest, tip, keys } = await this.takeBase(this.source.type === 'etcd' ? reached : undefined);
-      this.segmenter = this.newSegmenter(tip);
-      this.keys = keys;
-      // Consul cannot read the past: the new base is read now, so the feed restarts from its index.
-      if (this.source.type === 'consul') {
+      let taken: Awaited<ReturnType<ContinuousJob['takeBase']>>;
+      if (this.source.type === 'etcd') {
+        taken = await this.takeBase({ revision: reached, ...(old.observedUpTo() !== undefined ? { pointAt: old.observedUpTo() as number } : {}) });
+      } else {
+        // Consul cannot read the past: the base is read now, at a later index. What changed in between is
+        // read off the base itself (a ModifyIndex past the old chain's end is a put; a key gone, a delete),
+        // so the old chain ends exactly at the new base's index, as the feed would have seen it.
+        const before = new Set(this.keys);
+        const puts: ChangeEvent[] = [];
+        const at = Date.now();
+        taken = await this.takeBase({
+          observe: (record) => {
+            if ((record.modRevision ?? 0) > reached) {
+              puts.push({ op: 'put', key: record.key, value: record.value, revision: record.modRevision ?? 0, createRevision: record.createRevision ?? 0, version: 0, lease: '0', flags: record.flags ?? 0, at });
+            }
+          },
+        });
+        const after = taken.keys ?? new Set<string>();
+        const index = taken.tip.baseRevision;
+        const deletes: ChangeEvent[] = [...before].filter((k) => !after.has(k)).map((k) => ({ op: 'del', key: Buffer.from(k, 'utf8'), revision: index, at }));
+        await old.add({ events: [...puts.sort((a, b) => a.revision - b.revision), ...deletes], revision: index, at });
+        await old.seal();
         const replaced = this.feed;
         this.feed = undefined;
         await replaced?.close();
       }
+      const { manifest, tip, keys } = taken;
+      this.segmenter = this.newSegmenter(tip);
+      this.keys = keys;
+      // The old chain's last segments upload in the background; finish() waits for them (and stops them).
+      this.retired.push(old);
       void old.drain().catch((err: unknown) => this.options.logger.warn(`${this.name}: the previous chain's last segments were not all uploaded: ${oneLine(err)}`));
       return manifest;
     });
@@ -263,7 +293,7 @@ export class ContinuousJob {
         this.feed = feed;
         for await (const batch of feed.batches) {
           // A batch from a feed a rebase has replaced belongs to no chain any more.
-          await this.serial(() => (feed === this.feed ? (this.segmenter as Segmenter).add(batch) : Promise.resolve())).catch((err: unknown) => this.failFollow(err));
+          await this.serial(() => (feed === this.feed ? this.add(batch) : Promise.resolve())).catch((err: unknown) => this.failFollow(err));
           if (this.currentFault()) break;
         }
         await feed.close();
@@ -275,6 +305,18 @@ export class ContinuousJob {
       await this.feed?.close();
       await this.finish();
     }
+  }
+
+  /** Consul: the key set follows what the chain holds (a rebase diffs the new base against it). */
+  private async add(batch: ChangeBatch): Promise<void> {
+    const segmenter = this.segmenter as Segmenter;
+    if (this.keys && batch.revision > segmenter.state().receivedRevision) {
+      for (const event of batch.events) {
+        if (event.op === 'put') this.keys.add(event.key.toString('utf8'));
+        else this.keys.delete(event.key.toString('utf8'));
+      }
+    }
+    await segmenter.add(batch);
   }
 
   /** Read through a method: the flow analysis would keep the `undefined` set before the awaits. */
@@ -289,6 +331,12 @@ export class ContinuousJob {
 
   /** On the way out: cut what is pending and give the uploads a moment; the spool keeps the rest. */
   private async finish(): Promise<void> {
+    const retired = this.retired;
+    this.retired = [];
+    await Promise.allSettled(retired.map(async (old) => {
+      await Promise.race([old.drain(), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
+      old.stop();
+    }));
     const segmenter = this.segmenter;
     if (!segmenter) return;
     try {
@@ -304,7 +352,7 @@ export class ContinuousJob {
   private openFeed(from: number): ChangeFeed {
     const scope = sourceScope(this.source);
     if (this.source.type === 'etcd') {
-      const etcd = connectEtcd(this.source);
+      const etcd = connectEtcd(this.source, process.env, -1);
       const feed = watchChanges(etcd, { prefix: Buffer.from(scope), from, label: `etcd ${this.source.endpoints.join(',')}` });
       return { ...feed, close: async () => (await feed.close(), etcd.close()) };
     }
@@ -334,14 +382,20 @@ export class ContinuousJob {
   }
 
   /** A base export of the scope (etcd: at `revision` when given), stored and recorded like any backup. */
-  private async takeBase(revision?: number): Promise<{ manifest: Manifest; tip: ChainTip; keys?: Set<string> }> {
+  private async takeBase(options: { revision?: number; pointAt?: number; observe?: (record: KvRecord) => void } = {}): Promise<{ manifest: Manifest; tip: ChainTip; keys?: Set<string> }> {
+    const { revision, pointAt } = options;
     const { job, logger } = this.options;
     const scope = sourceScope(this.source);
     const keys = this.source.type === 'consul' ? new Set<string>() : undefined;
     const artifact =
       this.source.type === 'etcd'
         ? await openEtcdExport(this.source, scope, revision !== undefined ? { revision } : {})
-        : await openConsulExport(this.source, scope, { observe: (record) => keys?.add(record.key.toString('utf8')) });
+        : await openConsulExport(this.source, scope, {
+            observe: (record) => {
+              keys?.add(record.key.toString('utf8'));
+              options.observe?.(record);
+            },
+          });
     const manifest = await takeBackup({
       store: this.store,
       repository: this.repository,
@@ -352,7 +406,8 @@ export class ContinuousJob {
       source: this.source,
       scope,
       compression: job.compression,
-      details: { role: 'base', trigger: 'continuous' },
+      // A base read at the revision the old chain was cut at stands for the state at that moment.
+      details: { role: 'base', trigger: 'continuous', ...(pointAt !== undefined ? { pointAt: new Date(pointAt).toISOString() } : {}) },
       logger,
     });
     await this.options.record('backup', { backup: manifest.id, job: manifest.job, kind: manifest.kind, repository: manifest.repository.name, key: manifest.repository.key, sha256: manifest.sha256, bytes: manifest.bytes.stored, role: 'base', startedAt: manifest.startedAt, finishedAt: manifest.finishedAt });

@@ -99,6 +99,11 @@ export class Segmenter {
     };
   }
 
+  /** When the newest batch added was received (the chain holds every change observed up to then). */
+  observedUpTo(): number | undefined {
+    return this.lastBatchAt;
+  }
+
   /** The chain as it will stand once everything spooled is uploaded. */
   currentTip(): ChainTip {
     return { ...this.tip };
@@ -114,6 +119,7 @@ export class Segmenter {
       this.pendingBytes += 64 + event.key.length * 1.4 + (event.op === 'put' ? event.value.length * 1.4 : 0);
     }
     this.upTo = batch.revision;
+    this.lastBatchAt = batch.at;
     if (this.pendingBytes >= (this.options.segmentBytes ?? 8 * 1024 ** 2)) await this.flush();
   }
 
@@ -126,6 +132,18 @@ export class Segmenter {
     const last = this.upTo;
     this.pending = [];
     this.pendingBytes = 0;
+    try {
+      await this.spool(events, first, last);
+    } catch (err) {
+      // The events are out of memory and in no segment: this segmenter must not cut another one over
+      // the hole. The job resumes from the repository, and the source replays them.
+      this.failure = err instanceof Error ? err : new Error(String(err));
+      throw this.failure;
+    }
+    if (this.spoolBytes > (this.options.spoolMaxBytes ?? 1024 ** 3)) throw new SpoolFullError(this.spoolBytes);
+  }
+
+  private async spool(events: ChangeEvent[], first: number, last: number): Promise<void> {
     const { bytes, chain } = encodeSegment(
       {
         job: this.tip.job,
@@ -136,7 +154,7 @@ export class Segmenter {
         first,
         last,
         previous: this.tip.chain,
-        durableAt: new Date((this.options.now ?? Date.now)()).toISOString(),
+        durableAt: new Date(this.lastBatchAt ?? (this.options.now ?? Date.now)()).toISOString(),
       },
       events,
     );
@@ -149,15 +167,27 @@ export class Segmenter {
     await rename(`${path}.tmp`, path);
     this.tip = { ...this.tip, last, chain };
     this.spoolBytes += stored.length;
-    this.waiting.push({ key, path, first, last, events: events.length, bytes: stored.length, oldestAt: (events[0] as ChangeEvent).at });
+    this.waiting.push({ key, path, first, last, events: events.length, bytes: stored.length, oldestAt: events[0]?.at ?? this.lastBatchAt ?? Date.now() });
     this.kick();
-    if (this.spoolBytes > (this.options.spoolMaxBytes ?? 1024 ** 3)) throw new SpoolFullError(this.spoolBytes);
+  }
+
+  /**
+   * Cuts what is pending, and when the log reaches past the last segment without a change in scope (a
+   * quiet scope the source confirmed up to a later revision), an empty segment up to there: the chain
+   * then ends exactly where a new base starts.
+   */
+  async seal(): Promise<void> {
+    await this.flush();
+    this.check();
+    if (this.upTo > this.tip.last) await this.spool([], this.tip.last + 1, this.upTo);
   }
 
   /** Resolves once every spooled segment is in the repository (or fails with why it cannot be). */
   async drain(): Promise<void> {
     while (this.waiting.length > 0 || this.uploading) {
       this.check();
+      // Stopped: nothing will upload any more, and awaiting an absent upload would spin the event loop.
+      if (this.stopped && !this.uploading) return;
       this.kick();
       await this.uploading;
     }
@@ -170,6 +200,8 @@ export class Segmenter {
   }
 
   private stopped = false;
+  /** When the newest batch added was received: a segment holds every change observed up to then. */
+  private lastBatchAt: number | undefined;
 
   private check(): void {
     if (this.failure !== undefined) throw this.failure;

@@ -1,6 +1,7 @@
 import type { ChangeEvent } from '../../formats/change-segment.js';
 import type { ConsulKvPair } from '../../formats/consul-export.js';
 import { readJsonArray } from '../../formats/json-array-reader.js';
+import { oneLine } from '../../util/errors.js';
 import { BatchQueue, CompactedError, type ChangeFeed } from '../change-feed.js';
 import type { ConsulAccess } from './connect.js';
 import { keyPath } from './consul-target.js';
@@ -34,7 +35,10 @@ export function pollChanges(access: ConsulAccess, options: ConsulFeedOptions): C
   const queue = new BatchQueue();
   const controller = new AbortController();
   let keys = options.keys;
+  /** Every change up to here has been delivered: a pair modified after it is a put. */
   let index = options.from - 1;
+  /** What the next blocking query waits on: the prefix's index as last answered (see the reaping note below). */
+  let blockOn = index;
   let connected = false;
   const waitSeconds = options.waitSeconds ?? 60;
 
@@ -47,9 +51,13 @@ export function pollChanges(access: ConsulAccess, options: ConsulFeedOptions): C
         delay = options.retryMs ?? 500;
       } catch (err) {
         if (controller.signal.aborted) return;
-        if (err instanceof CompactedError) throw err;
+        // Lost history, or a refusal that waiting will not change (ACL 403, a bad request): the job says so.
+        if (err instanceof CompactedError || /permission denied|ACL token is not known|: HTTP 400/.test(oneLine(err))) throw err;
         connected = false;
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay);
+          controller.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+        });
         delay = Math.min(delay * 2, 10_000);
       }
     }
@@ -58,7 +66,8 @@ export function pollChanges(access: ConsulAccess, options: ConsulFeedOptions): C
   const answer = async (): Promise<void> => {
     const response = await consulRequest(access, {
       path: `/kv/${keyPath(options.scope)}`,
-      query: { recurse: true, index: String(index), wait: `${waitSeconds}s` },
+      // consistent: a server that lost leadership must not answer with a stale view (false deletes).
+      query: { recurse: true, consistent: true, index: String(blockOn), wait: `${waitSeconds}s` },
       what: `follow changes of ${options.scope || 'the KV store'}`,
       permission: `key_prefix "${options.scope}" { policy = "read" }`,
       accept: [404],
@@ -67,12 +76,17 @@ export function pollChanges(access: ConsulAccess, options: ConsulFeedOptions): C
     });
     const at = now();
     const answered = consulIndex(response) ?? 0;
-    if (answered < index) {
-      response.resume();
-      throw new CompactedError(index + 1, undefined, `consul ${access.address}: the KV index went back from ${index} to ${answered}`);
-    }
-    if (answered === index) {
+    if (answered === blockOn) {
       response.resume(); // the wait ran out: nothing changed
+      return;
+    }
+    if (answered < index) {
+      // A prefix's index falls back when Consul reaps the tombstones of its deletes: the KV table's own
+      // index never does — unless the cluster itself went back (a snapshot restore, a new cluster).
+      response.resume();
+      const table = await tableIndex();
+      if (table < index) throw new CompactedError(index + 1, undefined, `consul ${access.address}: the KV index went back from ${index} to ${table}`);
+      blockOn = answered;
       return;
     }
     const puts: ChangeEvent[] = [];
@@ -100,8 +114,23 @@ export function pollChanges(access: ConsulAccess, options: ConsulFeedOptions): C
     for (const key of keys) if (!seen.has(key)) deletes.push({ op: 'del', key: Buffer.from(key, 'utf8'), revision: answered, at });
     keys = seen;
     index = answered;
+    blockOn = answered;
     const events = [...puts.sort((a, b) => a.revision - b.revision), ...deletes];
-    if (events.length > 0) queue.push({ events, revision: answered });
+    queue.push({ events, revision: answered, at });
+  };
+
+  /** The KV table's index: what a read of a key that does not exist answers with. */
+  const tableIndex = async (): Promise<number> => {
+    const response = await consulRequest(access, {
+      path: `/kv/${keyPath(`${options.scope}.kvdr-index-probe`)}`,
+      query: { consistent: true },
+      what: 'read the KV index',
+      permission: `key_prefix "${options.scope}" { policy = "read" }`,
+      accept: [404],
+      signal: controller.signal,
+    });
+    response.resume();
+    return consulIndex(response) ?? 0;
   };
 
   void poll().then(

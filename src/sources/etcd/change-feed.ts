@@ -37,13 +37,23 @@ export function watchChanges(etcd: Etcd3, options: EtcdFeedOptions): ChangeFeed 
   };
 
   const onData = (res: IWatchResponse): void => {
-    if (res.events.length === 0) return; // progress notification: nothing to deliver
     const at = now();
+    if (res.events.length === 0) {
+      // A progress notification: the watch has delivered every change up to its header revision. A quiet
+      // scope's log reaches that far, so resuming after compaction or a rebase need not reach back further.
+      const reached = Number(res.header.revision);
+      if (reached >= next) {
+        next = reached + 1;
+        if (watcher) resumeFrom(watcher);
+        queue.push({ events: [], revision: reached, at });
+      }
+      return;
+    }
     const events: ChangeEvent[] = res.events.map((ev) => toEvent(ev.type, ev.kv, at));
     const last = Math.max(...events.map((e) => e.revision));
     next = last + 1;
     if (watcher) resumeFrom(watcher);
-    queue.push({ events, revision: last });
+    queue.push({ events, revision: last, at });
   };
 
   const onError = (err: unknown): void => {

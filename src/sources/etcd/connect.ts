@@ -9,7 +9,16 @@ export type EtcdConnection = Pick<SourceConfig, 'endpoints' | 'auth' | 'tls'>;
  * username/password. Credentials default to the etcdctl environment (ETCDCTL_USER, ETCDCTL_CACERT, ...)
  * so an operator's existing shell setup works unchanged.
  */
-export function connectEtcd(connection: EtcdConnection, env: NodeJS.ProcessEnv = process.env): Etcd3 {
+export function connectEtcd(
+  connection: EtcdConnection,
+  env: NodeJS.ProcessEnv = process.env,
+  /**
+   * The largest gRPC message accepted; -1 for none. A watch catching up sends up to 1,000 revisions in
+   * one response, which no fixed limit bounds (a limit it exceeds would make it fail and retry forever).
+   * @defaultValue 64 MiB
+   */
+  maxReceiveBytes = 64 * 1024 * 1024,
+): Etcd3 {
   const options: IOptions = {
     hosts: connection.endpoints,
     dialTimeout: 5_000,
@@ -18,7 +27,7 @@ export function connectEtcd(connection: EtcdConnection, env: NodeJS.ProcessEnv =
     // A 4 MiB HTTP/2 flow-control window (Node's default is 64 KiB): with the default, etcd stalls waiting
     // for window updates while it streams a snapshot (on a 348 MB snapshot, etcd's CPU went from 2.1 s to
     // 1.35 s and kvdr's from 4.7 s to 3.5 s). Backpressure still holds: grpc-js pauses a slow stream.
-    grpcOptions: { 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc-node.flow_control_window': 4 * 1024 * 1024 },
+    grpcOptions: { 'grpc.max_receive_message_length': maxReceiveBytes, 'grpc-node.flow_control_window': 4 * 1024 * 1024 },
   };
   const auth = etcdAuth(connection, env);
   if (auth) options.auth = { username: auth.username, password: auth.password };

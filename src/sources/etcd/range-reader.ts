@@ -59,7 +59,9 @@ export function readRange(etcd: Etcd3, options: RangeReaderOptions): RangeReader
   };
   async function* pages(): AsyncIterable<EtcdRecord[]> {
     let response = await fetchPage(options.from ?? (options.prefix.length === 0 ? Buffer.from([0]) : options.prefix));
-    revision = Number(response.header.revision);
+    // A Range header carries the store's current revision, not the one read at: when a revision was
+    // asked for, that one it stays (a continuous job's new base is read at exactly where its log reached).
+    revision ??= Number(response.header.revision);
     for (;;) {
       const page = response.kvs.map(toRecord);
       const last = page.at(-1);
