@@ -7,13 +7,14 @@ import { ExitCode } from '../util/exit-codes.js';
 import type { Logger } from '../util/logger.js';
 import { progress } from '../util/progress.js';
 import { guardScope } from './guard.js';
-import { keyScopeFor, type KeyScope, type ScopeFlags } from './key-scope.js';
+import { KeyScope, keyScopeFor, type ScopeFlags } from './key-scope.js';
 import { openArtifact, type ArtifactReader } from './local-artifact.js';
 import { nativeExisting, nativeWrite, type EtcdMemberOptions } from './native-restore.js';
 import { planRestore, type RestorePlan } from './plan.js';
 import { capturePreimage, emptyPreimage, rollback, type Preimage } from './preimage.js';
 import { replay } from './replay.js';
 import type { RestoreRepository } from './restore-context.js';
+import { Spool } from './spool.js';
 import { openInput, type InputFacts, type OpenedInput, type RestoreInput } from './restore-input.js';
 import { describePlan, scopeSummary, verifyScope, WriteFrontier } from './scope-check.js';
 
@@ -130,6 +131,8 @@ interface Progress {
   started: number;
   opened?: OpenedInput;
   reader?: ArtifactReader;
+  /** The checked records, written by the plan pass and read by the replay. */
+  spool?: Spool;
   preimage?: Preimage;
   fetchMs: number;
   planMs?: number;
@@ -158,11 +161,14 @@ async function attempt(request: RestoreRequest, subject: RestoreSubject, started
     subject.scope = scopeText;
     const reader = state.reader;
     request.logger.info({ artifact: opened.artifact.label, scope: scopeText }, 'checking the artifact');
+    // A dry run writes nothing, so it keeps no copy of the records either.
+    if (!request.dryRun) state.spool = await Spool.create();
     const plan = await planRestore(reader.records(keyScope.from), keyScope, target, {
       label: opened.artifact.label,
       again: () => numbered(reader, keyScope.from),
       ...(signal ? { signal } : {}),
       summarise: request.dryRun,
+      ...(state.spool ? { spool: state.spool } : {}),
     });
     state.planMs = Date.now() - started;
     if (plan.leased > 0) request.logger.warn({ leased: plan.leased }, `${plan.leased} keys had etcd leases; they are restored without a lease`);
@@ -210,6 +216,7 @@ async function attempt(request: RestoreRequest, subject: RestoreSubject, started
     return { event: 'restore-failed', error, details: failure(error, state) };
   } finally {
     await state.reader?.close();
+    await state.spool?.discard();
     await state.preimage?.discard();
     await state.opened?.close();
   }
@@ -218,7 +225,7 @@ async function attempt(request: RestoreRequest, subject: RestoreSubject, started
 /** Delete (for --force), replay in transactions, read back. */
 async function write(request: RestoreRequest, keyScope: KeyScope, plan: RestorePlan, state: Progress): Promise<void> {
   const { target } = request;
-  const reader = state.reader as ArtifactReader;
+  const spool = state.spool as Spool;
   state.touched = true;
   if ((state.preimage?.count ?? 0) > 0) state.deleted = await target.deleteScope(keyScope.scope);
   // Keys written in ascending order are verified piece by piece behind the writes, not after them all.
@@ -227,7 +234,8 @@ async function write(request: RestoreRequest, keyScope: KeyScope, plan: RestoreP
   following?.catch(() => undefined); // awaited below, once the replay is done
   const bar = progress(`restoring into ${target.description}`, plan.records, request.logger);
   try {
-    state.written = await replay(reader.records(keyScope.from), keyScope, target, plan.records, (n) => {
+    // The spool holds the keys already mapped into the scope: mapping them again leaves them as they are.
+    state.written = await replay(spool.read(), new KeyScope({ base: keyScope.scope.toString('utf8') }), target, plan.records, (n) => {
       state.written = n;
       bar.update(n);
     }, { ...(request.signal ? { signal: request.signal } : {}), ...(frontier ? { onConfirmed: (upTo: Buffer) => frontier.advance(upTo) } : {}) });

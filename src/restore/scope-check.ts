@@ -1,20 +1,38 @@
-import { SetDigest } from '../formats/set-digest.js';
+import { SequenceDigest, SetDigest } from '../formats/set-digest.js';
 import type { KvTarget, ReadHints } from '../sources/kv-target.js';
 import { IntegrityError } from '../util/errors.js';
 import type { KeyScope } from './key-scope.js';
 import { otherPaths, TopLevelCounts, type RestorePlan } from './plan.js';
 
 /**
- * Reads the scope back and compares it with what was meant to be written (count and SetDigest), in the
- * plan's pieces; `waitFor` holds each piece until its keys are all written (see WriteFrontier).
+ * Reads the scope back and compares it with what was meant to be written (count and digest), in the
+ * plan's pieces; `waitFor` holds each piece until its keys are all written (see WriteFrontier). A plan
+ * in key order is compared by SequenceDigest, as the scope reads back in key order too; should the
+ * target hand the keys back in another order, the scope is read once more and compared by SetDigest.
  */
 export async function verifyScope(target: KvTarget, scope: KeyScope, plan: RestorePlan, waitFor?: ReadHints['waitFor']): Promise<void> {
+  const hints = { splits: plan.splits, ...(waitFor ? { waitFor } : {}) };
+  if (plan.sequenceDigest !== undefined) {
+    const digest = new SequenceDigest();
+    let previous: Buffer | undefined;
+    let inOrder = true;
+    for await (const record of target.read(scope.scope, hints)) {
+      if (inOrder && previous && Buffer.compare(previous, record.key) >= 0) inOrder = false;
+      previous = record.key;
+      digest.add(record.key, record.value);
+    }
+    if (inOrder) return compare(target, plan, digest.count, digest.digest() === plan.sequenceDigest);
+  }
   const digest = new SetDigest();
-  for await (const record of target.read(scope.scope, { splits: plan.splits, ...(waitFor ? { waitFor } : {}) })) digest.add(record.key, record.value);
-  if (digest.count !== plan.records || digest.digest() !== plan.digest) {
+  for await (const record of target.read(scope.scope, { splits: plan.splits })) digest.add(record.key, record.value);
+  compare(target, plan, digest.count, digest.digest() === plan.digest);
+}
+
+function compare(target: KvTarget, plan: RestorePlan, count: number, same: boolean): void {
+  if (count !== plan.records || !same) {
     throw new IntegrityError(
-      `${target.description}: verification failed: the scope holds ${digest.count} keys, ${plan.records} were restored` +
-        `${digest.count === plan.records ? ' with different contents' : ''}; something else wrote to it meanwhile, or the write was lost`,
+      `${target.description}: verification failed: the scope holds ${count} keys, ${plan.records} were restored` +
+        `${count === plan.records ? ' with different contents' : ''}; something else wrote to it meanwhile, or the write was lost`,
     );
   }
 }
