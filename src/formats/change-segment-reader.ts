@@ -3,8 +3,9 @@ import type { Readable } from 'node:stream';
 import { IntegrityError } from '../util/errors.js';
 import { chainNext, SEGMENT_FORMAT, SEGMENT_VERSION, type ChangeEvent, type SegmentHeader, type SegmentTrailer } from './change-segment.js';
 import { DEFAULT_MAX_RECORD_BYTES, type ReaderLimits } from './limits.js';
-import { readLines, type Line } from './line-reader.js';
-import { decodeBase64Strict, decodeUtf8 } from './text.js';
+import type { Line } from './line-reader.js';
+import { ndjsonLines } from './ndjson-lines.js';
+import { decodeBase64Strict } from './text.js';
 
 export interface SegmentReader {
   /** The header, read before the first event. Trust it once `events` has been read to its end. */
@@ -23,27 +24,7 @@ const LEASE = /^\d{1,20}$/;
 
 /** Reads one change segment (already inflated), checking it against itself as it goes. */
 export function readSegment(input: Readable, label: string, limits: ReaderLimits = {}): SegmentReader {
-  const lines = readLines(input, label, limits.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES)[Symbol.asyncIterator]();
-  let lineNo = 0;
-  const next = async (): Promise<Line | undefined> => {
-    const item = await lines.next();
-    if (item.done) return undefined;
-    lineNo = item.value.number;
-    return item.value;
-  };
-  const damaged = (what: string): IntegrityError => new IntegrityError(`${label}: line ${lineNo} ${what}; the change segment is damaged`);
-  const parse = (line: Line): Record<string, unknown> => {
-    const text = decodeUtf8(line.bytes);
-    if ('invalidAt' in text) throw damaged(`is not valid UTF-8 (its byte ${text.invalidAt})`);
-    let value: unknown;
-    try {
-      value = JSON.parse(text.text);
-    } catch {
-      throw damaged('is not valid JSON');
-    }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw damaged('is not a JSON object');
-    return value as Record<string, unknown>;
-  };
+  const { next, parse, damaged, close, lineNumber } = ndjsonLines(input, label, limits.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES, 'change segment');
 
   let scope: Buffer = Buffer.alloc(0);
   let headerSha256 = '';
@@ -75,7 +56,7 @@ export function readSegment(input: Readable, label: string, limits: ReaderLimits
       let revision = 0;
       for (;;) {
         const line = await next();
-        if (line === undefined) throw new IntegrityError(`${label}: ends after line ${lineNo} without a trailer; the change segment is truncated`);
+        if (line === undefined) throw new IntegrityError(`${label}: ends after line ${lineNumber()} without a trailer; the change segment is truncated`);
         const value = parse(line);
         if ('trailer' in value) {
           checkTrailer(value as unknown as SegmentTrailer, count, line);
@@ -91,7 +72,7 @@ export function readSegment(input: Readable, label: string, limits: ReaderLimits
         yield event;
       }
     } finally {
-      await lines.return?.();
+      await close();
     }
   }
 

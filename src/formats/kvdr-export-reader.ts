@@ -3,10 +3,11 @@ import type { Readable } from 'node:stream';
 import { IntegrityError } from '../util/errors.js';
 import { EXPORT_FORMAT, READABLE_EXPORT_VERSIONS, type ExportHeader, type ExportRecordLine, type ExportTrailer } from './kvdr-export.js';
 import { DEFAULT_MAX_RECORD_BYTES, type ReaderLimits } from './limits.js';
-import { readLines, type Line } from './line-reader.js';
+import type { Line } from './line-reader.js';
+import { ndjsonLines } from './ndjson-lines.js';
 import type { KvRecord } from './record.js';
 import { SequenceDigest } from './set-digest.js';
-import { decodeBase64Strict, decodeUtf8 } from './text.js';
+import { decodeBase64Strict } from './text.js';
 
 export interface KvdrExportReader {
   /** The header, read before the first record. Trust it once `records` has been read to its end. */
@@ -31,27 +32,7 @@ const HEADER_COVERED_FROM = 2;
 
 /** Reads a kvdr export (NDJSON: header, records, trailer) line by line, checking the trailer. */
 export function readKvdrExport(input: Readable, label: string, limits: ReaderLimits = {}): KvdrExportReader {
-  const lines = readLines(input, label, limits.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES)[Symbol.asyncIterator]();
-  let lineNo = 0;
-  const next = async (): Promise<Line | undefined> => {
-    const item = await lines.next();
-    if (item.done) return undefined;
-    lineNo = item.value.number;
-    return item.value;
-  };
-  const damaged = (what: string): IntegrityError => new IntegrityError(`${label}: line ${lineNo} ${what}; the export is damaged`);
-  const parse = (line: Line): Record<string, unknown> => {
-    const text = decodeUtf8(line.bytes);
-    if ('invalidAt' in text) throw damaged(`is not valid UTF-8 (its byte ${text.invalidAt})`);
-    let value: unknown;
-    try {
-      value = JSON.parse(text.text);
-    } catch {
-      throw damaged('is not valid JSON');
-    }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw damaged('is not a JSON object');
-    return value as Record<string, unknown>;
-  };
+  const { next, parse, damaged, close, lineNumber } = ndjsonLines(input, label, limits.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES, 'export');
 
   let headerSha256 = '';
   let prefix: Buffer = Buffer.alloc(0);
@@ -93,7 +74,7 @@ export function readKvdrExport(input: Readable, label: string, limits: ReaderLim
       };
       for (;;) {
         const line = await next();
-        if (line === undefined) throw new IntegrityError(`${label}: ends after line ${lineNo} without a trailer; the export is truncated`);
+        if (line === undefined) throw new IntegrityError(`${label}: ends after line ${lineNumber()} without a trailer; the export is truncated`);
         const value = parse(line);
         if ('trailer' in value) {
           checkTrailer(value as unknown as ExportTrailer, version, digest, line);
@@ -103,13 +84,13 @@ export function readKvdrExport(input: Readable, label: string, limits: ReaderLim
         yield toRecord(value, digest, inOrder);
       }
     } finally {
-      await lines.return?.(); // a pass given up early still closes the input
+      await close(); // a pass given up early still closes the input
     }
   }
 
   function checkTrailer({ trailer }: ExportTrailer, version: number, digest: SequenceDigest, line: Line): void {
     if (typeof trailer !== 'object' || trailer === null || !isCount(trailer.count) || typeof trailer.digest !== 'string') throw damaged('is not a valid trailer');
-    if (!line.terminated) throw new IntegrityError(`${label}: the trailer on line ${lineNo} lacks its final newline; the export is truncated`);
+    if (!line.terminated) throw new IntegrityError(`${label}: the trailer on line ${lineNumber()} lacks its final newline; the export is truncated`);
     // Version 2 must carry it; a version 1 file that does (written by this kvdr) is checked as well.
     if (trailer.headerSha256 === undefined ? version >= HEADER_COVERED_FROM : trailer.headerSha256 !== headerSha256) {
       throw new IntegrityError(`${label}: the header on line 1 does not match the trailer's headerSha256; the header (its prefix or revision) was altered or damaged`);
