@@ -1,5 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { ContinuousState } from '../backup/continuous/continuous-job.js';
+import type { ContinuousState } from '../backup/continuous/state.js';
 
 /**
  * The continuous jobs' metrics, read from their state at each scrape (only the replica that follows a

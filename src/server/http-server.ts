@@ -7,7 +7,7 @@ import { openStore } from '../repository/open-store.js';
 import type { JobStatus } from '../scheduler/scheduler.js';
 import { oneLine } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
-import type { ContinuousState } from '../backup/continuous/continuous-job.js';
+import type { ContinuousState } from '../backup/continuous/state.js';
 import type { ServiceMetrics } from './metrics.js';
 import { statusPage, type RepositoryProblem } from './status-page.js';
 

@@ -1,5 +1,5 @@
 import type { Manifest } from '../repository/manifest.js';
-import type { ContinuousState } from '../backup/continuous/continuous-job.js';
+import type { ContinuousState } from '../backup/continuous/state.js';
 import type { JobStatus } from '../scheduler/scheduler.js';
 import { formatBytes } from '../util/table.js';
 

@@ -3,14 +3,15 @@ import { join } from 'node:path';
 import type { ContinuousConfig, JobConfig, KvdrConfig, RepositoryConfig, SourceConfig } from '../../config/schema.js';
 import { continuousSchema } from '../../config/schema.js';
 import { sourceScope } from '../../config/scope.js';
-import { CHAIN_START, type ChangeEvent } from '../../formats/change-segment.js';
-import type { KvRecord } from '../../formats/record.js';
+import type { ChangeEvent } from '../../formats/change-segment.js';
 import type { Manifest } from '../../repository/manifest.js';
 import type { ObjectStore } from '../../repository/object-store.js';
 import { openStore } from '../../repository/open-store.js';
-import { readCatalog } from '../../repository/catalog.js';
-import { listSegments } from '../../repository/chains.js';
-import { mergeSegments } from './merge.js';
+import { mergeJobChains } from './merge.js';
+import { takeChainBase, type BaseOptions, type TakenBase } from './base.js';
+import type { ContinuousState } from './state.js';
+
+export type { ContinuousState } from './state.js';
 import { CompactedError, type ChangeBatch, type ChangeFeed } from '../../sources/change-feed.js';
 import { consulAccess } from '../../sources/consul/connect.js';
 import { pollChanges } from '../../sources/consul/change-feed.js';
@@ -18,9 +19,6 @@ import { connectEtcd } from '../../sources/etcd/connect.js';
 import { watchChanges } from '../../sources/etcd/change-feed.js';
 import { KvdrError, oneLine } from '../../util/errors.js';
 import type { Logger } from '../../util/logger.js';
-import { openConsulExport } from '../consul-export-source.js';
-import { openEtcdExport } from '../etcd-export-source.js';
-import { takeBackup } from '../run-backup.js';
 import { chainKeys, resumeChain } from './resume.js';
 import { ChainConflictError, Segmenter, SpoolFullError, type ChainTip } from './segmenter.js';
 
@@ -36,27 +34,6 @@ export interface ContinuousJobOptions {
   retryMs?: number;
 }
 
-/** What status pages and metrics show of a continuous job. */
-export interface ContinuousState {
-  job: string;
-  /** When this run of the job started: counters below count from it. */
-  epoch: number;
-  following: boolean;
-  base?: string;
-  durableRevision?: number;
-  receivedRevision?: number;
-  lagSeconds: number;
-  /**
-   * Unix ms up to which every change of the scope is in the repository: it advances through quiet
-   * periods while the source is followed (nothing to write, nothing missing), and stops when it is not.
-   */
-  durableAt?: number;
-  spoolBytes: number;
-  segments: number;
-  segmentBytes: number;
-  gaps: number;
-  lastError?: string;
-}
 
 /**
  * One etcd-continuous or consul-continuous job on the replica that leads: a base export, then the
@@ -122,20 +99,15 @@ export class ContinuousJob {
     this.merging = true;
     let retired = 0;
     try {
-      const chains = await listSegments(this.store, this.name);
-      for (const base of (await readCatalog(this.store, { job: this.name })).filter((m) => chains.has(m.id))) {
-        retired += await mergeSegments({
-          store: this.store,
-          job: this.name,
-          base: base.id,
-          baseRevision: base.revision ?? base.raftIndex ?? 0,
-          olderThanMs: this.settings.mergeAfterMinutes * 60_000,
-          targetBytes: this.settings.mergeTargetBytes,
-          compression: this.options.job.compression,
-          record: (subject) => this.options.record('segments-merged', subject),
-          ...(this.options.now ? { now: this.options.now } : {}),
-        });
-      }
+      retired = await mergeJobChains({
+        store: this.store,
+        job: this.name,
+        olderThanMs: this.settings.mergeAfterMinutes * 60_000,
+        targetBytes: this.settings.mergeTargetBytes,
+        compression: this.options.job.compression,
+        record: (subject) => this.options.record('segments-merged', subject),
+        ...(this.options.now ? { now: this.options.now } : {}),
+      });
     } catch (err) {
       this.options.logger.warn(`${this.name}: merging old segments failed (the chain is unchanged; retried later): ${oneLine(err)}`);
     } finally {
@@ -183,7 +155,7 @@ export class ContinuousJob {
       const old = this.segmenter as Segmenter;
       await old.seal();
       const reached = old.currentTip().last;
-      let taken: Awaited<ReturnType<ContinuousJob['takeBase']>>;
+      let taken: TakenBase;
       if (this.source.type === 'etcd') {
         taken = await this.takeBase({ revision: reached, ...(old.observedUpTo() !== undefined ? { pointAt: old.observedUpTo() as number } : {}) });
       } else {
@@ -382,46 +354,11 @@ export class ContinuousJob {
   }
 
   /** A base export of the scope (etcd: at `revision` when given), stored and recorded like any backup. */
-  private async takeBase(options: { revision?: number; pointAt?: number; observe?: (record: KvRecord) => void } = {}): Promise<{ manifest: Manifest; tip: ChainTip; keys?: Set<string> }> {
-    const { revision, pointAt } = options;
-    const { job, logger } = this.options;
-    const scope = sourceScope(this.source);
-    const keys = this.source.type === 'consul' ? new Set<string>() : undefined;
-    const artifact =
-      this.source.type === 'etcd'
-        ? await openEtcdExport(this.source, scope, revision !== undefined ? { revision } : {})
-        : await openConsulExport(this.source, scope, {
-            observe: (record) => {
-              keys?.add(record.key.toString('utf8'));
-              options.observe?.(record);
-            },
-          });
-    const manifest = await takeBackup({
-      store: this.store,
-      repository: this.repository,
-      job: job.name,
-      kind: job.kind,
-      produce: this.source.type === 'etcd' ? 'etcd-export' : 'consul-export',
-      artifact,
-      source: this.source,
-      scope,
-      compression: job.compression,
-      // A base read at the revision the old chain was cut at stands for the state at that moment.
-      details: { role: 'base', trigger: 'continuous', ...(pointAt !== undefined ? { pointAt: new Date(pointAt).toISOString() } : {}) },
-      logger,
-    });
+  private async takeBase(options: BaseOptions = {}): Promise<TakenBase> {
+    const taken = await takeChainBase({ store: this.store, repository: this.repository, source: this.source, job: this.options.job, logger: this.options.logger }, options);
+    const { manifest } = taken;
     await this.options.record('backup', { backup: manifest.id, job: manifest.job, kind: manifest.kind, repository: manifest.repository.name, key: manifest.repository.key, sha256: manifest.sha256, bytes: manifest.bytes.stored, role: 'base', startedAt: manifest.startedAt, finishedAt: manifest.finishedAt });
-    const baseRevision = (this.source.type === 'etcd' ? manifest.revision : manifest.raftIndex) ?? 0;
-    const tip: ChainTip = {
-      job: job.name,
-      base: manifest.id,
-      baseRevision,
-      source: { type: this.source.type, ...(this.source.clusterId ? { clusterId: this.source.clusterId } : {}) },
-      scope: Buffer.from(scope).toString('base64'),
-      last: baseRevision,
-      chain: CHAIN_START,
-    };
-    return { manifest, tip, ...(keys ? { keys } : {}) };
+    return taken;
   }
 
   /** After a spool overflow: waits until the repository answers again, so the new base can be stored. */

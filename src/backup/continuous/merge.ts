@@ -3,6 +3,7 @@ import { encodeSegment, type ChangeEvent, type SegmentHeader } from '../../forma
 import { compressBuffer } from '../../formats/compression.js';
 import type { Compression } from '../../formats/inflate.js';
 import { openSegment, readChain } from '../../repository/chain-reader.js';
+import { readCatalog } from '../../repository/catalog.js';
 import { chainPath, listSegments, type StoredSegment } from '../../repository/chains.js';
 import { mergedSegmentKey } from '../../repository/layout.js';
 import type { ObjectStore } from '../../repository/object-store.js';
@@ -71,6 +72,16 @@ export async function mergeSegments(options: MergeOptions): Promise<number> {
     await options.record({ job, base, first: first.first, last: end.revision, key, merged: run.length, events: events.length });
     for (const segment of run) await store.delete(segment.key);
     retired += run.length;
+  }
+  return retired;
+}
+
+/** Merges old segments in every chain of a job that has segments (see mergeSegments); how many were retired. */
+export async function mergeJobChains(options: Omit<MergeOptions, 'base' | 'baseRevision'>): Promise<number> {
+  const chains = await listSegments(options.store, options.job);
+  let retired = 0;
+  for (const base of (await readCatalog(options.store, { job: options.job })).filter((m) => chains.has(m.id))) {
+    retired += await mergeSegments({ ...options, base: base.id, baseRevision: base.revision ?? base.raftIndex ?? 0 });
   }
   return retired;
 }
