@@ -1,4 +1,5 @@
 import type { KvRecord } from '../../formats/record.js';
+import { field as bytesField, message as lengthField } from './request-size.js';
 
 /**
  * The two etcd KV calls a restore makes in bulk (Txn of puts, Range), as protobuf bytes: building a
@@ -147,24 +148,6 @@ class Wire {
   }
 }
 
-function varintLength(n: number): number {
-  let bytes = 1;
-  while (n >= 128) {
-    n = Math.floor(n / 128);
-    bytes++;
-  }
-  return bytes;
-}
-
-/** A bytes field with a one-byte tag; empty, it is left out. */
-function bytesField(length: number): number {
-  return length === 0 ? 0 : 1 + varintLength(length) + length;
-}
-
-/** A message field with a one-byte tag, written even when empty. */
-function lengthField(length: number): number {
-  return 1 + varintLength(length) + length;
-}
 
 function writeVarint(out: Buffer, at: number, n: number): number {
   while (n >= 128) {

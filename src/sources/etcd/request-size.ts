@@ -26,12 +26,12 @@ export function varintBytes(n: number): number {
 }
 
 /** A length-delimited field with a one-byte tag; proto3 leaves an empty bytes field out entirely. */
-function field(length: number): number {
+export function field(length: number): number {
   return length === 0 ? 0 : 1 + varintBytes(length) + length;
 }
 
 /** A length-delimited message field with a one-byte tag: written even when empty. */
-function message(length: number): number {
+export function message(length: number): number {
   return 1 + varintBytes(length) + length;
 }
 
