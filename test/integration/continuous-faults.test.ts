@@ -19,6 +19,7 @@ import { startEtcd, type EtcdInstance } from '../harness/etcd-instance.js';
 import { createTestBucket, type TestBucket } from '../harness/minio.js';
 import { requireEnv, uniqueName } from '../harness/namespace.js';
 import { freePorts } from '../harness/ports.js';
+import { oneLeader, replicaRole } from '../harness/replicas.js';
 import { serviceControl } from '../harness/stack.js';
 import { trailEvents } from '../harness/trail.js';
 import { waitFor } from '../harness/wait.js';
@@ -79,20 +80,15 @@ describe('continuous backup under faults', () => {
         ),
       ),
     );
-    const role = async (port: number): Promise<string> => fetch(`http://127.0.0.1:${port}/readyz`).then(async (r) => ((await r.json()) as { role: string }).role, () => 'down');
     try {
-      let roles: string[] = [];
-      await waitFor(async () => {
-        roles = await Promise.all(ports.map(role));
-        return [...roles].sort().join() === 'follower,leader';
-      }, 'one leader and one follower');
+      const roles = await oneLeader(ports);
       await waitFor(async () => (await chainEvents(store, 'ha').catch(() => undefined)) !== undefined, 'a base');
       const leader = replicas[roles.indexOf('leader')] as (typeof replicas)[number];
       const follower = ports[roles.indexOf('follower')] as number;
       const writing = randomEtcdWrites(etcd, prefix, 25_000, 40);
       await new Promise((resolve) => setTimeout(resolve, 6_000));
       leader.child.kill('SIGKILL');
-      await waitFor(async () => (await role(follower)) === 'leader', 'the follower to take over', 20_000);
+      await waitFor(async () => (await replicaRole(follower)) === 'leader', 'the follower to take over', 20_000);
       const written = await writing;
       const last = (written.at(-1) as WrittenChange).revision;
       await waitFor(async () => (await chainEvents(store, 'ha')).last >= last, 'the new leader to reach the last write', 30_000);

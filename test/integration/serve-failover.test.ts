@@ -7,6 +7,7 @@ import { readCatalog } from '../../src/repository/catalog.js';
 import { FsStore } from '../../src/repository/fs-store.js';
 import { requireEnv, uniqueName } from '../harness/namespace.js';
 import { freePorts } from '../harness/ports.js';
+import { oneLeader, replicaRole } from '../harness/replicas.js';
 import { waitFor } from '../harness/wait.js';
 import { PROJECT_ROOT } from '../harness/stack.js';
 
@@ -40,23 +41,17 @@ describe.each([
       const child = spawn(process.execPath, [`${PROJECT_ROOT}dist/cli/kvdr.js`, '--config', config, 'serve'], { stdio: 'ignore' });
       replicas.push({ child, port, exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))) });
     }
-    const role = async (port: number): Promise<string> =>
-      fetch(`http://127.0.0.1:${port}/readyz`).then(async (r) => ((await r.json()) as { role: string }).role, () => 'down');
     const store = new FsStore({ path: repo });
     try {
       // Both replicas up, exactly one of them leading (a replica still starting says 'starting').
-      let roles: string[] = [];
-      await waitFor(async () => {
-        roles = await Promise.all(ports.map(role));
-        return [...roles].sort().join() === 'follower,leader';
-      }, 'one leader and one follower');
+      const roles = await oneLeader(ports);
       const first = replicas[roles.indexOf('leader')] as (typeof replicas)[number];
       const second = replicas[roles.indexOf('follower')] as (typeof replicas)[number];
 
       await waitFor(async () => (await readCatalog(store)).length >= 3, 'backups by the first leader');
       first.child.kill('SIGKILL');
       const killedAt = Date.now();
-      await waitFor(async () => (await role(second.port)) === 'leader', 'the other replica to take over', takeoverMs);
+      await waitFor(async () => (await replicaRole(second.port)) === 'leader', 'the other replica to take over', takeoverMs);
       await waitFor(async () => (await readCatalog(store)).some((m) => Date.parse(m.startedAt) > killedAt), 'a backup by the new leader');
       await waitFor(async () => (await readCatalog(store)).filter((m) => Date.parse(m.startedAt) > killedAt).length >= 2, 'more backups by the new leader');
       second.child.kill('SIGTERM');
