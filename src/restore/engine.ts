@@ -1,6 +1,7 @@
 import type { AuditEventType } from '../audit/audit-log.js';
 import { appendOrReport } from '../audit/audit-repository.js';
 import type { SourceConfig } from '../config/schema.js';
+import type { KvRecord } from '../formats/record.js';
 import type { KvTarget } from '../sources/kv-target.js';
 import { InterruptedError, KvdrError, oneLine, ScopeNotEmptyError } from '../util/errors.js';
 import { ExitCode } from '../util/exit-codes.js';
@@ -230,7 +231,8 @@ async function write(request: RestoreRequest, keyScope: KeyScope, plan: RestoreP
   if ((state.preimage?.count ?? 0) > 0) state.deleted = await target.deleteScope(keyScope.scope);
   // Keys written in ascending order are verified piece by piece behind the writes, not after them all.
   const frontier = plan.ascending ? new WriteFrontier() : undefined;
-  const following = frontier ? verifyScope(target, keyScope, plan, frontier.waitFor) : undefined;
+  const planned = (): AsyncIterable<KvRecord> => spool.read();
+  const following = frontier ? verifyScope(target, keyScope, plan, { planned, waitFor: frontier.waitFor }) : undefined;
   following?.catch(() => undefined); // awaited below, once the replay is done
   const bar = progress(`restoring into ${target.description}`, plan.records, request.logger);
   try {
@@ -247,7 +249,7 @@ async function write(request: RestoreRequest, keyScope: KeyScope, plan: RestoreP
     bar.stop();
   }
   state.writeMs = Date.now() - state.started;
-  await (following ?? verifyScope(target, keyScope, plan));
+  await (following ?? verifyScope(target, keyScope, plan, { planned }));
 }
 
 /** A failure after the first write: put the preimage back, or say exactly how to. */

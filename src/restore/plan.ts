@@ -16,14 +16,15 @@ export interface RestorePlan {
   skipped: number;
   /** Records that carried an etcd lease, which a replay cannot keep. */
   leased: number;
-  /** SetDigest of the records as they will be written. */
+  /**
+   * What verification compares the scope with: the SequenceDigest of the records as they will be written
+   * when `ascending` (the scope reads back in key order), else their SetDigest.
+   */
   digest: string;
   /** Every SPLIT_EVERY-th key to write, ascending: lets verification read the scope in bounded pieces (see ReadHints). */
   splits: Buffer[];
   /** The keys to write come in strictly ascending order (exports, snapshots): verification can follow the writes. */
   ascending: boolean;
-  /** When `ascending`: the SequenceDigest of the records, which verification compares at a fraction of SetDigest's cost. */
-  sequenceDigest?: string;
 }
 
 /** One split key per this many records: a few hundred bytes of keys per million records. */
@@ -128,9 +129,16 @@ export async function planRestore(
     spool?: Spool;
   },
 ): Promise<RestorePlan> {
+  const { spool } = options;
   const digest = new SetDigest();
   const sequence = new SequenceDigest();
-  const { spool } = options;
+  // Keys in strictly ascending order cannot repeat, and their SequenceDigest is all verification needs:
+  // the fingerprints and the SetDigest (a sha256 per record, a fifth of the pass) wait for the first key
+  // out of order. The records before it are then taken from the spool; without one (a dry run), every
+  // record gets both from the start.
+  const deferred = spool !== undefined;
+  let orderedRecords = 0;
+  let count = 0;
   const byTopLevel = new TopLevelCounts();
   const keys = new KeyFingerprints();
   const oversize = new Offenders();
@@ -153,12 +161,18 @@ export async function planRestore(
       continue;
     }
     if (!scope.holds(key)) escaping.add(() => `${showKey(record.key)} (record ${index})`);
-    keys.add(key);
-    if (ascending && previous && Buffer.compare(previous, key) >= 0) ascending = false;
+    if (ascending && previous && Buffer.compare(previous, key) >= 0) {
+      ascending = false;
+      orderedRecords = count;
+    }
     previous = Buffer.from(key); // a copy: a reader may reuse the buffer a key was a view of
-    if (digest.count % SPLIT_EVERY === SPLIT_EVERY - 1) splits.push(Buffer.from(key));
-    digest.add(key, record.value);
+    if (count % SPLIT_EVERY === SPLIT_EVERY - 1) splits.push(Buffer.from(key));
+    count++;
     if (ascending) sequence.add(key, record.value);
+    if (!ascending || !deferred) {
+      keys.add(key);
+      digest.add(key, record.value);
+    }
     if (spool) {
       const flushing = spool.add(key, record.value, record.flags);
       if (flushing) await flushing;
@@ -169,6 +183,15 @@ export async function planRestore(
     if (record.value.length > target.maxValueBytes) oversize.add(() => `${showKey(key)} (record ${index}, ${record.value.length} bytes)`);
     const why = target.refuse(key, record.value.length);
     if (why !== undefined) refused.add(() => `${showKey(key)} (record ${index}): ${why}`);
+  }
+  if (!ascending && deferred && orderedRecords > 0) {
+    await spool.finish();
+    let n = 0;
+    for await (const earlier of spool.read()) {
+      if (n++ === orderedRecords) break;
+      keys.add(earlier.key);
+      digest.add(earlier.key, earlier.value);
+    }
   }
   const nothing = 'nothing was written';
   if (escaping.count > 0) {
@@ -199,15 +222,14 @@ export async function planRestore(
   await spool?.finish();
   splits.sort((a, b) => Buffer.compare(a, b));
   return {
-    records: digest.count,
+    records: count,
     bytes,
     byTopLevel,
     skipped,
     leased,
-    digest: digest.digest(),
+    digest: ascending ? sequence.digest() : digest.digest(),
     splits: splits.filter((k, i) => i === 0 || !k.equals(splits[i - 1] as Buffer)),
     ascending,
-    ...(ascending ? { sequenceDigest: sequence.digest() } : {}),
   };
 }
 

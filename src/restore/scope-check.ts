@@ -1,3 +1,4 @@
+import type { KvRecord } from '../formats/record.js';
 import { SequenceDigest, SetDigest } from '../formats/set-digest.js';
 import type { KvTarget, ReadHints } from '../sources/kv-target.js';
 import { IntegrityError } from '../util/errors.js';
@@ -8,11 +9,17 @@ import { otherPaths, TopLevelCounts, type RestorePlan } from './plan.js';
  * Reads the scope back and compares it with what was meant to be written (count and digest), in the
  * plan's pieces; `waitFor` holds each piece until its keys are all written (see WriteFrontier). A plan
  * in key order is compared by SequenceDigest, as the scope reads back in key order too; should the
- * target hand the keys back in another order, the scope is read once more and compared by SetDigest.
+ * target hand the keys back in another order, the scope is read once more and both sides are compared
+ * by SetDigest, the plan's side worked out from `planned` (the records as the replay wrote them).
  */
-export async function verifyScope(target: KvTarget, scope: KeyScope, plan: RestorePlan, waitFor?: ReadHints['waitFor']): Promise<void> {
-  const hints = { splits: plan.splits, ...(waitFor ? { waitFor } : {}) };
-  if (plan.sequenceDigest !== undefined) {
+export async function verifyScope(
+  target: KvTarget,
+  scope: KeyScope,
+  plan: RestorePlan,
+  options: { planned: () => AsyncIterable<KvRecord>; waitFor?: ReadHints['waitFor'] },
+): Promise<void> {
+  const hints = { splits: plan.splits, ...(options.waitFor ? { waitFor: options.waitFor } : {}) };
+  if (plan.ascending) {
     const digest = new SequenceDigest();
     let previous: Buffer | undefined;
     let inOrder = true;
@@ -21,11 +28,18 @@ export async function verifyScope(target: KvTarget, scope: KeyScope, plan: Resto
       previous = record.key;
       digest.add(record.key, record.value);
     }
-    if (inOrder) return compare(target, plan, digest.count, digest.digest() === plan.sequenceDigest);
+    if (inOrder) return compare(target, plan, digest.count, digest.digest() === plan.digest);
   }
+  const expected = plan.ascending ? await setDigestOf(options.planned()) : plan.digest;
   const digest = new SetDigest();
   for await (const record of target.read(scope.scope, { splits: plan.splits })) digest.add(record.key, record.value);
-  compare(target, plan, digest.count, digest.digest() === plan.digest);
+  compare(target, plan, digest.count, digest.digest() === expected);
+}
+
+async function setDigestOf(records: AsyncIterable<KvRecord>): Promise<string> {
+  const digest = new SetDigest();
+  for await (const record of records) digest.add(record.key, record.value);
+  return digest.digest();
 }
 
 function compare(target: KvTarget, plan: RestorePlan, count: number, same: boolean): void {
