@@ -24,7 +24,7 @@ const LEASE = /^\d{1,20}$/;
 
 /** Reads one change segment (already inflated), checking it against itself as it goes. */
 export function readSegment(input: Readable, label: string, limits: ReaderLimits = {}): SegmentReader {
-  const { next, parse, damaged, close, lineNumber } = ndjsonLines(input, label, limits.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES, 'change segment');
+  const { next, take, parse, damaged, close, lineNumber } = ndjsonLines(input, label, limits.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES, 'change segment');
 
   let scope: Buffer = Buffer.alloc(0);
   let headerSha256 = '';
@@ -55,7 +55,7 @@ export function readSegment(input: Readable, label: string, limits: ReaderLimits
       let count = 0;
       let revision = 0;
       for (;;) {
-        const line = await next();
+        const line = take() ?? (await next());
         if (line === undefined) throw new IntegrityError(`${label}: ends after line ${lineNumber()} without a trailer; the change segment is truncated`);
         const value = parse(line);
         if ('trailer' in value) {

@@ -27,12 +27,15 @@ export interface KvdrExportReader {
 }
 
 const LEASE = /^-?\d{1,20}$/;
+const REVISION_FIELDS = ['createRevision', 'modRevision', 'version'] as const;
+
 /** The first version whose trailer carries headerSha256. */
 const HEADER_COVERED_FROM = 2;
 
 /** Reads a kvdr export (NDJSON: header, records, trailer) line by line, checking the trailer. */
-export function readKvdrExport(input: Readable, label: string, limits: ReaderLimits = {}): KvdrExportReader {
-  const { next, parse, damaged, close, lineNumber } = ndjsonLines(input, label, limits.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES, 'export');
+/** `onHeader` hears the header once it is read and checked (a caller that only iterates `records` learns the revision). */
+export function readKvdrExport(input: Readable, label: string, limits: ReaderLimits = {}, onHeader?: (header: ExportHeader) => void): KvdrExportReader {
+  const { next, take, parse, damaged, close, lineNumber } = ndjsonLines(input, label, limits.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES, 'export');
 
   let headerSha256 = '';
   let prefix: Buffer = Buffer.alloc(0);
@@ -57,6 +60,7 @@ export function readKvdrExport(input: Readable, label: string, limits: ReaderLim
       if (!isCount(value['revision'])) throw damaged('(the header) has a revision that is not a non-negative integer');
       prefix = decoded;
       headerSha256 = createHash('sha256').update(first.bytes).digest('hex');
+      onHeader?.(value as unknown as ExportHeader);
       return value as unknown as ExportHeader;
     })());
 
@@ -73,7 +77,7 @@ export function readKvdrExport(input: Readable, label: string, limits: ReaderLim
         return ok;
       };
       for (;;) {
-        const line = await next();
+        const line = take() ?? (await next());
         if (line === undefined) throw new IntegrityError(`${label}: ends after line ${lineNumber()} without a trailer; the export is truncated`);
         const value = parse(line);
         if ('trailer' in value) {
@@ -108,20 +112,19 @@ export function readKvdrExport(input: Readable, label: string, limits: ReaderLim
       throw damaged(typeof value.key === 'string' && typeof value.value === 'string' ? 'has a key or value that is not valid base64' : 'is not a kvdr export record');
     }
     if (value.lease !== undefined && (typeof value.lease !== 'string' || !LEASE.test(value.lease))) throw damaged('has a lease that is not a decimal id');
-    for (const field of ['createRevision', 'modRevision', 'version'] as const) {
+    for (const field of REVISION_FIELDS) {
       if (value[field] !== undefined && !isCount(value[field])) throw damaged(`has a ${field} that is not a non-negative integer`);
     }
     if (key.length < prefix.length || prefix.compare(key, 0, prefix.length) !== 0) throw damaged("has a key outside the header's prefix");
     if (!inOrder(key)) throw damaged('is out of key order (or repeats a key)');
     digest.add(key, data);
-    return {
-      key,
-      value: data,
-      ...(value.lease !== undefined ? { lease: value.lease } : {}),
-      ...(value.createRevision !== undefined ? { createRevision: value.createRevision as number } : {}),
-      ...(value.modRevision !== undefined ? { modRevision: value.modRevision as number } : {}),
-      ...(value.version !== undefined ? { version: value.version as number } : {}),
-    };
+    // Fields set one by one, not spread from temporary objects: this runs once per record.
+    const record: KvRecord = { key, value: data };
+    if (value.lease !== undefined) record.lease = value.lease;
+    if (value.createRevision !== undefined) record.createRevision = value.createRevision as number;
+    if (value.modRevision !== undefined) record.modRevision = value.modRevision as number;
+    if (value.version !== undefined) record.version = value.version as number;
+    return record;
   }
 
   return { header, headerCovered: async () => (await header()).version >= HEADER_COVERED_FROM, records: records() };

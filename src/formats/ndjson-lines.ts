@@ -7,6 +7,8 @@ import { decodeUtf8 } from './text.js';
 export interface NdjsonLines {
   /** The next line, or undefined at the end of the input. */
   next: () => Promise<Line | undefined>;
+  /** The next line if it has already been read, else undefined (then `next` waits for it): `take() ?? await next()`. */
+  take: () => Line | undefined;
   /** The line as a JSON object; damaged (UTF-8, JSON, not an object) is an IntegrityError naming it. */
   parse: (line: Line) => Record<string, unknown>;
   /** `<label>: line <n> <what>; the <kind> is damaged`. */
@@ -19,15 +21,28 @@ export interface NdjsonLines {
 
 /** Shared by the kvdr export and change segment readers: lines capped at `maxLineBytes`, strict UTF-8 and JSON. */
 export function ndjsonLines(input: Readable, label: string, maxLineBytes: number, kind: string): NdjsonLines {
-  const lines = readLines(input, label, maxLineBytes)[Symbol.asyncIterator]();
+  const batches = readLines(input, label, maxLineBytes)[Symbol.asyncIterator]();
+  let batch: Line[] = [];
+  let at = 0;
   let lineNo = 0;
   const damaged = (what: string): IntegrityError => new IntegrityError(`${label}: line ${lineNo} ${what}; the ${kind} is damaged`);
+  const take = (): Line | undefined => {
+    const line = batch[at];
+    if (line === undefined) return undefined;
+    at++;
+    lineNo = line.number;
+    return line;
+  };
   return {
+    take,
     next: async () => {
-      const item = await lines.next();
-      if (item.done) return undefined;
-      lineNo = item.value.number;
-      return item.value;
+      while (at >= batch.length) {
+        const item = await batches.next();
+        if (item.done) return undefined;
+        batch = item.value;
+        at = 0;
+      }
+      return take();
     },
     parse: (line) => {
       const text = decodeUtf8(line.bytes);
@@ -44,7 +59,7 @@ export function ndjsonLines(input: Readable, label: string, maxLineBytes: number
     damaged,
     lineNumber: () => lineNo,
     close: async () => {
-      await lines.return?.();
+      await batches.return?.();
     },
   };
 }

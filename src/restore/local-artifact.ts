@@ -60,30 +60,31 @@ export function openArtifact(artifact: LocalArtifact): ArtifactReader {
   let index: number | undefined;
   const etcdSnapshot = (): Promise<{ file: EtcdSnapshotFile; dir?: string }> => (snapshot ??= openNativeSnapshot(artifact));
 
-  async function* records(prefix?: Buffer): AsyncIterable<KvRecord> {
+  function records(prefix?: Buffer): AsyncIterable<KvRecord> {
+    // The format readers' own iterators, opened when the pass starts: no wrapping generator adds a
+    // turn of the event loop to each of a million records.
+    return { [Symbol.asyncIterator]: () => open(prefix)[Symbol.asyncIterator]() };
+  }
+
+  function open(prefix?: Buffer): AsyncIterable<KvRecord> {
     switch (artifact.format) {
-      case 'etcd-snapshot': {
-        const { file } = await etcdSnapshot();
-        yield* file.records(prefix);
-        revision = file.revision();
-        return;
-      }
+      case 'etcd-snapshot':
+        return snapshotRecords(prefix);
       case 'consul-snapshot':
-        yield* readConsulSnapshotKv(createReadStream(artifact.path), artifact.label, (meta) => (index = meta?.Index), limits);
-        return;
-      case 'etcd-export': {
-        const reader = readKvdrExport(inflated(artifact), artifact.label, limits);
-        revision = (await reader.header()).revision;
-        yield* reader.records;
-        return;
-      }
+        return readConsulSnapshotKv(createReadStream(artifact.path), artifact.label, (meta) => (index = meta?.Index), limits);
+      case 'etcd-export':
+        return readKvdrExport(inflated(artifact), artifact.label, limits, (header) => (revision = header.revision)).records;
       case 'px-dump':
-        yield* readPxDump(inflated(artifact), artifact.label, limits);
-        return;
+        return readPxDump(inflated(artifact), artifact.label, limits);
       case 'consul-export':
-        yield* readConsulExport(inflated(artifact), artifact.label, limits);
-        return;
+        return readConsulExport(inflated(artifact), artifact.label, limits);
     }
+  }
+
+  async function* snapshotRecords(prefix?: Buffer): AsyncIterable<KvRecord> {
+    const { file } = await etcdSnapshot();
+    yield* file.records(prefix);
+    revision = file.revision();
   }
 
   return {
