@@ -12,6 +12,9 @@ import { formatBytes } from '../util/table.js';
  */
 export const DEFAULT_MAX_INFLATED_BYTES = 16 * 1024 ** 3;
 
+/** Inflated bytes buffered ahead of the reader, in each of the two streams between zlib and it. */
+const AHEAD_BYTES = 1024 * 1024;
+
 /** Slack over the exact size a manifest records: guards rounding, never a real artifact. */
 export const INFLATE_SLACK_BYTES = 1024 ** 2;
 
@@ -57,6 +60,10 @@ export function inflate(input: Readable, options: InflateOptions): Readable {
   let inBytes = 0;
   let outBytes = 0;
   const out = new Transform({
+    // Room for a few inflated chunks: decompression (on libuv's threadpool) then runs ahead of the
+    // reader instead of taking turns with it.
+    readableHighWaterMark: AHEAD_BYTES,
+    writableHighWaterMark: AHEAD_BYTES,
     transform(chunk: Buffer, _encoding, done: TransformCallback) {
       outBytes += chunk.length;
       if (outBytes > maxBytes) return done(tooLarge(label, maxBytes, compression));
@@ -104,11 +111,12 @@ export function zstdUnavailable(what: string): UsageError {
 }
 
 function decompressor(compression: Compression, label: string): (Transform & { bytesWritten: number }) | undefined {
-  // 64 KiB output chunks instead of zlib's 16 KiB: per-chunk stream overhead halves the throughput otherwise.
-  if (compression === 'gzip') return zlib.createGunzip({ chunkSize: 256 * 1024 });
+  // 256 KiB output chunks instead of zlib's 16 KiB: per-chunk stream overhead halves the throughput otherwise.
+  // zlib hands its options to its Transform too, so highWaterMark applies though its types leave it out.
+  if (compression === 'gzip') return zlib.createGunzip({ chunkSize: 256 * 1024, highWaterMark: AHEAD_BYTES } as zlib.ZlibOptions);
   if (compression !== 'zstd') return undefined;
   if (!zstdAvailable()) throw zstdUnavailable(label);
-  return zlib.createZstdDecompress({ chunkSize: 256 * 1024 });
+  return zlib.createZstdDecompress({ chunkSize: 256 * 1024, highWaterMark: AHEAD_BYTES } as zlib.ZstdOptions);
 }
 
 function tooLarge(label: string, maxBytes: number, compression: Compression): IntegrityError {

@@ -154,7 +154,7 @@ async function attempt(request: RestoreRequest, subject: RestoreSubject, started
     state.fetchMs = Date.now() - started;
     if (opened.reason) (request.notice ?? ((line) => request.logger.info(line)))(opened.reason);
     signal?.throwIfAborted();
-    state.reader = openArtifact(opened.artifact);
+    state.reader = openArtifact(opened.artifact, { offThread: true });
     if (request.mode === 'native') return await native(request, subject, state);
 
     const keyScope = keyScopeFor(opened.keys, { ...request.scope, clusterId: request.scope.clusterId ?? opened.clusterId ?? '' }, request.targetSource.type);

@@ -15,6 +15,7 @@ import { readKvdrExport } from '../formats/kvdr-export-reader.js';
 import { readPxDump } from '../formats/px-dump.js';
 import type { KvRecord } from '../formats/record.js';
 import { IntegrityError, UsageError } from '../util/errors.js';
+import { offThreadAvailable, recordsOffThread } from './off-thread.js';
 
 export type ArtifactFormat = 'px-dump' | 'etcd-export' | 'consul-export' | 'etcd-snapshot' | 'consul-snapshot';
 
@@ -33,6 +34,18 @@ export interface LocalArtifact {
    */
   maxInflatedBytes?: number;
 }
+
+export interface OpenOptions {
+  /**
+   * Read the records of a streamed format (kvdr export, PX dump, `consul kv export`) on a worker
+   * thread (see off-thread.ts): for a pass whose consumer has work of its own per record, as a
+   * restore's plan does. Snapshots are read here (their readers keep random-access state between passes).
+   * @defaultValue false
+   */
+  offThread?: boolean;
+}
+
+const STREAMED: ReadonlySet<ArtifactFormat> = new Set(['etcd-export', 'px-dump', 'consul-export']);
 
 /** An artifact opened for any number of passes over its records. */
 export interface ArtifactReader {
@@ -53,7 +66,7 @@ export interface ArtifactReader {
  * once, on the first pass: a compressed etcd snapshot is inflated into a private temp file, checking
  * its trailer on the way, and the same open snapshot serves every later pass until `close`.
  */
-export function openArtifact(artifact: LocalArtifact): ArtifactReader {
+export function openArtifact(artifact: LocalArtifact, options: OpenOptions = {}): ArtifactReader {
   const limits = { maxInflatedBytes: capOf(artifact) };
   let snapshot: Promise<{ file: EtcdSnapshotFile; dir?: string }> | undefined;
   let revision: number | undefined;
@@ -61,6 +74,12 @@ export function openArtifact(artifact: LocalArtifact): ArtifactReader {
   const etcdSnapshot = (): Promise<{ file: EtcdSnapshotFile; dir?: string }> => (snapshot ??= openNativeSnapshot(artifact));
 
   function records(prefix?: Buffer): AsyncIterable<KvRecord> {
+    if (options.offThread && STREAMED.has(artifact.format) && offThreadAvailable()) {
+      return recordsOffThread(artifact, prefix, (origin) => {
+        revision = origin.revision ?? revision;
+        index = origin.index ?? index;
+      });
+    }
     // The format readers' own iterators, opened when the pass starts: no wrapping generator adds a
     // turn of the event loop to each of a million records.
     return { [Symbol.asyncIterator]: () => open(prefix)[Symbol.asyncIterator]() };

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KvRecord } from '../formats/record.js';
 import { KvdrError, oneLine } from '../util/errors.js';
+import { frameAt, frameSize, readFrame, writeFrame } from './record-frames.js';
 
 /**
  * The plan pass's copy of exactly what the replay will write: each record that passed the checks, its
@@ -11,8 +12,7 @@ import { KvdrError, oneLine } from '../util/errors.js';
  * about a fifth of the restore's CPU, spent while etcd needed the same two cores), and it writes what
  * was checked even if the artifact file changes in between. Memory holds one chunk either way.
  *
- * A frame: u32be key length, u32be value length, u8 1 when Consul flags follow (f64be) else 0, then the
- * key and value bytes. Nothing else of a record is replayed (leases are dropped, revisions are etcd's).
+ * The frames are record-frames' (key, value, Consul flags; leases are dropped, revisions are etcd's).
  */
 export class Spool {
   private chunk = Buffer.allocUnsafeSlow(CHUNK_BYTES);
@@ -49,10 +49,11 @@ export class Spool {
    * awaiting once per chunk, not per record, keeps the plan's loop synchronous almost always.
    */
   add(key: Buffer, value: Buffer, flags?: number): Promise<void> | undefined {
-    const head = flags === undefined ? 9 : 17;
-    const size = head + key.length + value.length;
-    if (this.used + size > this.chunk.length) return this.addSlow(key, value, flags);
-    this.frame(key, value, flags, head);
+    const record: KvRecord = flags === undefined ? { key, value } : { key, value, flags };
+    const size = frameSize(record);
+    if (this.used + size > this.chunk.length) return this.addSlow(record, size);
+    this.used = writeFrame(this.chunk, this.used, record);
+    this.count++;
     return undefined;
   }
 
@@ -73,7 +74,7 @@ export class Spool {
     let seen = 0;
     for (;;) {
       // The next read continues the frame the last chunk ended inside of; a frame larger than a chunk gets a buffer of its own.
-      const need = carry.length >= 9 ? frameBytes(carry) : 0;
+      const need = frameAt(carry, 0, carry.length) ?? 0;
       const buffer = Buffer.allocUnsafeSlow(Math.max(READ_BYTES, need));
       carry.copy(buffer, 0);
       const { bytesRead } = await this.file.read(buffer, carry.length, buffer.length - carry.length, position).catch((err: unknown) => {
@@ -86,16 +87,9 @@ export class Spool {
         return;
       }
       let at = 0;
-      while (end - at >= 9) {
-        const size = frameBytes(buffer, at);
-        if (end - at < size) break;
-        const keyLength = buffer.readUInt32BE(at);
-        const hasFlags = buffer[at + 8] === 1;
-        const body = at + (hasFlags ? 17 : 9);
-        const record: KvRecord = { key: buffer.subarray(body, body + keyLength), value: buffer.subarray(body + keyLength, at + size) };
-        if (hasFlags) record.flags = buffer.readDoubleBE(at + 9);
+      for (let size = frameAt(buffer, at, end); size !== undefined && end - at >= size; size = frameAt(buffer, at, end)) {
         seen++;
-        yield record;
+        yield readFrame(buffer, at);
         at += size;
       }
       carry = buffer.subarray(at, end);
@@ -108,26 +102,11 @@ export class Spool {
     await rm(this.dir, { recursive: true, force: true });
   }
 
-  private frame(key: Buffer, value: Buffer, flags: number | undefined, head: number): void {
-    const c = this.chunk;
-    let at = this.used;
-    c.writeUInt32BE(key.length, at);
-    c.writeUInt32BE(value.length, at + 4);
-    c[at + 8] = flags === undefined ? 0 : 1;
-    if (flags !== undefined) c.writeDoubleBE(flags, at + 9);
-    at += head;
-    key.copy(c, at);
-    value.copy(c, at + key.length);
-    this.used = at + key.length + value.length;
-    this.count++;
-  }
-
-  private async addSlow(key: Buffer, value: Buffer, flags: number | undefined): Promise<void> {
+  private async addSlow(record: KvRecord, size: number): Promise<void> {
     await this.flush();
-    const head = flags === undefined ? 9 : 17;
-    const size = head + key.length + value.length;
     if (size > this.chunk.length) this.chunk = Buffer.allocUnsafeSlow(size); // one large value; the next flush keeps it
-    this.frame(key, value, flags, head);
+    this.used = writeFrame(this.chunk, 0, record);
+    this.count++;
   }
 
   private async flush(): Promise<void> {
@@ -147,11 +126,6 @@ export class Spool {
 const CHUNK_BYTES = 1024 * 1024;
 /** Bytes a read asks for. */
 const READ_BYTES = 1024 * 1024;
-
-/** The size of the frame starting at `at` (its header must be there). */
-function frameBytes(buffer: Buffer, at = 0): number {
-  return (buffer[at + 8] === 1 ? 17 : 9) + buffer.readUInt32BE(at) + buffer.readUInt32BE(at + 4);
-}
 
 function spoolError(err: unknown, dir: string): KvdrError {
   const code = (err as NodeJS.ErrnoException).code;
