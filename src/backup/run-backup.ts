@@ -12,10 +12,6 @@ import type { Logger } from '../util/logger.js';
 import { formatBytes } from '../util/table.js';
 import { VERSION } from '../util/version.js';
 import type { ArtifactSource } from './artifact-source.js';
-import { openConsulExport } from './consul-export-source.js';
-import { openConsulSnapshot } from './consul-snapshot-source.js';
-import { openEtcdExport } from './etcd-export-source.js';
-import { openEtcdSnapshot } from './etcd-snapshot-source.js';
 import { storeArtifact } from './store-artifact.js';
 
 export interface RunBackupOptions {
@@ -189,16 +185,17 @@ export function findJob(config: KvdrConfig, name: string): JobConfig {
   return job;
 }
 
+/** Each kind's source is loaded when a job of that kind runs: an etcd job never loads the Consul client, nor a Consul job gRPC. */
 async function openSource(kind: BackupKind, source: SourceConfig, scope: string): Promise<ArtifactSource> {
   switch (kind) {
     case 'etcd-snapshot':
-      return openEtcdSnapshot(source);
+      return (await import('./etcd-snapshot-source.js')).openEtcdSnapshot(source);
     case 'etcd-export':
-      return openEtcdExport(source, scope);
+      return (await import('./etcd-export-source.js')).openEtcdExport(source, scope);
     case 'consul-snapshot':
-      return openConsulSnapshot(source);
+      return (await import('./consul-snapshot-source.js')).openConsulSnapshot(source);
     case 'consul-export':
-      return openConsulExport(source, scope);
+      return (await import('./consul-export-source.js')).openConsulExport(source, scope);
     case 'px-dumps':
       throw new KvdrError('px-dumps jobs collect dump files: run them through collectPxDumps');
     case 'etcd-continuous':

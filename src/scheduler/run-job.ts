@@ -1,11 +1,10 @@
 import { recordAuditEvent } from '../audit/audit-repository.js';
-import { assertVerified, verifyBackups } from '../audit/verify-backups.js';
-import { collectPxDumps, type CollectResult } from '../backup/collect-px-dumps.js';
+import type { CollectResult } from '../backup/collect-px-dumps.js';
 import { findJob, runBackup } from '../backup/run-backup.js';
 import type { KvdrConfig } from '../config/schema.js';
 import type { Manifest } from '../repository/manifest.js';
 import type { VerifyResult } from '../repository/verify-backup.js';
-import { runRestoreDrill, type DrillResult } from '../restore/restore-drill.js';
+import type { DrillResult } from '../restore/restore-drill.js';
 import { KvdrError, oneLine } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 
@@ -34,8 +33,13 @@ export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
   const job = findJob(config, options.job);
   const run = options.run ?? { trigger: 'manual' };
   const signal = options.signal ? { signal: options.signal } : {};
-  if (job.kind === 'restore-test') return { kind: 'restore-test', drill: await runRestoreDrill({ config, job, logger, ...signal }) };
+  // Drills, verify runs and dump collection load their code when a job of their kind runs (a backup process stays lean).
+  if (job.kind === 'restore-test') {
+    const { runRestoreDrill } = await import('../restore/restore-drill.js');
+    return { kind: 'restore-test', drill: await runRestoreDrill({ config, job, logger, ...signal }) };
+  }
   if (job.kind === 'verify') {
+    const { assertVerified, verifyBackups } = await import('../audit/verify-backups.js');
     const results = await verifyBackups(config, job.verify?.all ? { all: true } : { sample: job.verify?.sample ?? 3 }, logger, { verifyJob: job.name, ...run });
     // One event for the run as a whole (no backup named, so the INTEGRITY control reads past it): what
     // the job's last success is taken from, since a failed run records checks that passed too.
@@ -47,6 +51,7 @@ export async function runJob(options: RunJobOptions): Promise<JobOutcome> {
   const startedAt = new Date().toISOString();
   try {
     if (job.kind === 'px-dumps') {
+      const { collectPxDumps } = await import('../backup/collect-px-dumps.js');
       const collected = await collectPxDumps({ config, job: job.name, logger, details: { ...run }, ...signal });
       await recordBackups(config, collected.stored, run, logger);
       const incomplete = incompleteCollection(collected);
