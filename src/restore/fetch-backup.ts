@@ -13,7 +13,7 @@ import { openStore } from '../repository/open-store.js';
 import { freshnessOf, rankDumps } from '../formats/dump-freshness.js';
 import { IntegrityError, UsageError } from '../util/errors.js';
 import { hashCounter } from '../util/hash-counter.js';
-import type { LocalArtifact, ArtifactFormat } from './local-artifact.js';
+import type { ArtifactFormat, LocalArtifact } from './artifact.js';
 
 export interface BackupSelector {
   backup?: string;

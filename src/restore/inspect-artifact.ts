@@ -1,4 +1,5 @@
-import { openArtifact, type LocalArtifact } from './local-artifact.js';
+import type { LocalArtifact } from './artifact.js';
+import { openArtifact } from './local-artifact.js';
 
 export interface PrefixSummary {
   prefix: string;

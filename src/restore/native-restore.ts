@@ -11,7 +11,8 @@ import { consulRequest } from '../sources/consul/http.js';
 import type { KvTarget, ScopeContents } from '../sources/kv-target.js';
 import { KvdrError, oneLine, UsageError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
-import { inflated, type LocalArtifact } from './local-artifact.js';
+import type { LocalArtifact } from './artifact.js';
+import { inflated } from './local-artifact.js';
 
 const run = promisify(execFile);
 

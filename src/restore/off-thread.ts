@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import type { KvRecord } from '../formats/record.js';
 import { ConfigError, IntegrityError, InterruptedError, KvdrError, ScopeNotEmptyError, UsageError } from '../util/errors.js';
 import type { ExitCode } from '../util/exit-codes.js';
-import type { LocalArtifact } from './local-artifact.js';
+import type { LocalArtifact } from './artifact.js';
 import { framesOf } from './record-frames.js';
 
 /**

@@ -18,7 +18,8 @@ import { openStore } from '../repository/open-store.js';
 import { IntegrityError, UsageError } from '../util/errors.js';
 import { fetchVerified } from './fetch-backup.js';
 import { describePoint, type PointInTime } from './point.js';
-import { openArtifact, type LocalArtifact } from './local-artifact.js';
+import type { LocalArtifact } from './artifact.js';
+import { openArtifact } from './local-artifact.js';
 
 export interface ChainSelector {
   job?: string;

@@ -13,7 +13,7 @@ import { SetDigest } from '../formats/set-digest.js';
 import type { KvTarget } from '../sources/kv-target.js';
 import type { Logger } from '../util/logger.js';
 import { KeyScope } from './key-scope.js';
-import type { LocalArtifact } from './local-artifact.js';
+import type { LocalArtifact } from './artifact.js';
 import { openArtifact } from './local-artifact.js';
 import { replay } from './replay.js';
 import type { RestoreRepository } from './restore-context.js';

@@ -1,6 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { KvdrError } from '../util/errors.js';
-import { openArtifact, type LocalArtifact } from './local-artifact.js';
+import type { LocalArtifact } from './artifact.js';
+import { openArtifact } from './local-artifact.js';
 import { FramePacker } from './record-frames.js';
 import { CHUNK_BYTES, type FromWorker, type ToWorker } from './off-thread.js';
 

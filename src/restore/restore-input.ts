@@ -6,7 +6,8 @@ import { chooseFreshestDump } from './freshest-dump.js';
 import { materialise, newestChainEnd, selectChain, type ChainSelector } from './point-in-time.js';
 import { describePoint } from './point.js';
 import type { ArtifactKeys, ScopeFlags } from './key-scope.js';
-import { exportScope, sniffArtifact, type ArtifactFormat, type LocalArtifact } from './local-artifact.js';
+import type { ArtifactFormat, LocalArtifact } from './artifact.js';
+import { exportScope, sniffArtifact } from './local-artifact.js';
 
 /** What a restore replays: the first step of the pipeline turns it into a verified local artifact. */
 export type RestoreInput =

@@ -8,7 +8,7 @@ import { consulExportWriter } from '../../src/formats/consul-export.js';
 import { exportWriter } from '../../src/formats/kvdr-export.js';
 import type { KvRecord } from '../../src/formats/record.js';
 import type * as LocalArtifactModule from '../../src/restore/local-artifact.js';
-import type { LocalArtifact } from '../../src/restore/local-artifact.js';
+import type { LocalArtifact } from '../../src/restore/artifact.js';
 import type * as OffThreadModule from '../../src/restore/off-thread.js';
 import { readAll } from '../../src/util/streams.js';
 import { PROJECT_ROOT } from '../harness/stack.js';
