@@ -191,6 +191,18 @@ describe('consul keys, measured against the real server', () => {
     expect(target.refuse(Buffer.from([0x61, 0xff]), 1)).toMatch(/not valid UTF-8/);
   });
 
+  it('a value Consul 1.20 cannot log (hashicorp/consul#23926) fails its write in one line and leaves nothing', async () => {
+    // A raft entry over 512 KiB is split in chunks; a chunk starting with byte 41 (or 41 | 128) is
+    // taken for a log-verifier checkpoint and the write fails. Byte 42 shows the size is not the cause.
+    const key = Buffer.from(`${root}chunked`);
+    const failure = await target.writeBatch([{ key, value: Buffer.alloc(target.maxValueBytes, 41) }]).catch((err: unknown) => err);
+    expect(String(failure)).toMatch(/HTTP 500: .*failed updating verifier state/);
+    expect(String(failure)).not.toContain('\n');
+    expect(await pairs(address, `${root}chunked`)).toEqual([]);
+    await target.writeBatch([{ key, value: Buffer.alloc(target.maxValueBytes, 42) }]);
+    expect((await pairs(address, `${root}chunked`)).length).toBe(1);
+  });
+
   it('its limits are Consul\'s: kv_max_value_size on a PUT, the body limit on a transaction', async () => {
     const key = `${root}limit`;
     const put = (bytes: number): Promise<number> => fetch(`${address}/v1/kv/${key}`, { method: 'PUT', body: Buffer.alloc(bytes) }).then((r) => r.status);
