@@ -104,6 +104,11 @@ const s3Repository = z.strictObject({
   partSizeMiB: z.number().int().min(5).max(5120).default(16),
   /** Parts uploaded in parallel. */
   queueSize: z.number().int().min(1).max(64).default(4),
+  /**
+   * Sign each multipart part's bytes into its SigV4 signature (a SHA-256 pass over every part, on both
+   * ends). Off: parts go as UNSIGNED-PAYLOAD with their CRC32, which S3 checks.
+   */
+  signPartPayloads: z.boolean().optional(),
 });
 
 const fsRepository = z.strictObject({

@@ -13,6 +13,7 @@ import {
   UploadPartCommand,
   type CompletedPart,
   type PutObjectCommandInput,
+  type UploadPartCommandInput,
 } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
 import type { S3RepositoryConfig } from '../config/schema.js';
@@ -28,7 +29,7 @@ const MAX_PART_BYTES = 5 * 1024 * MiB;
 /** Parts of a stream of unknown size double in size every this many parts, so 10,000 parts are never the limit. */
 const PARTS_PER_SIZE_STEP = 1_000;
 
-export type S3StoreOptions = Omit<S3RepositoryConfig, 'type' | 'name' | 'forcePathStyle' | 'prefix' | 'partSizeMiB' | 'queueSize'> & {
+export type S3StoreOptions = Omit<S3RepositoryConfig, 'type' | 'name' | 'forcePathStyle' | 'prefix' | 'partSizeMiB' | 'queueSize' | 'signPartPayloads'> & {
   /** @defaultValue false (virtual-hosted style); MinIO and most S3-compatible stores want true */
   forcePathStyle?: boolean;
   /** Key prefix inside the bucket; ends with `/` or is empty. @defaultValue '' */
@@ -44,6 +45,15 @@ export type S3StoreOptions = Omit<S3RepositoryConfig, 'type' | 'name' | 'forcePa
   queueSize?: number;
   /** @defaultValue 3 */
   maxAttempts?: number;
+  /**
+   * Sign every multipart part's bytes into its SigV4 signature. Off, parts are sent as UNSIGNED-PAYLOAD
+   * with their CRC32 checksum, which S3 verifies before it keeps the part: what the SDK itself does for
+   * every streamed body. That saves a SHA-256 pass over the artifact here and another in the store.
+   * Single-part objects (manifests, small artifacts) are always signed, and a manifest records its
+   * artifact's SHA-256, which every restore and verify run checks.
+   * @defaultValue false
+   */
+  signPartPayloads?: boolean;
 };
 
 /**
@@ -201,7 +211,7 @@ export class S3Store implements ObjectStore {
         }
         uploadId ??= (await this.client.send(new CreateMultipartUploadCommand({ ...params, ChecksumAlgorithm: 'CRC32' }))).UploadId;
         const sent = this.client
-          .send(new UploadPartCommand({ Bucket: params.Bucket, Key: params.Key, UploadId: uploadId, PartNumber: part.number, Body: part.data, ContentLength: part.data.length, ChecksumAlgorithm: 'CRC32' }))
+          .send(this.uploadPart({ Bucket: params.Bucket, Key: params.Key, UploadId: uploadId, PartNumber: part.number, Body: part.data, ContentLength: part.data.length, ChecksumAlgorithm: 'CRC32' }))
           .then(
             (out) => {
               if (!out.ETag) throw new Error(`part ${part.number} has no ETag in the UploadPart response`);
@@ -233,6 +243,25 @@ export class S3Store implements ObjectStore {
       }
       throw err;
     }
+  }
+
+  /**
+   * An UploadPart, unsigned unless `signPartPayloads`: the SigV4 signer takes a payload hash already in
+   * the headers as it is, and the CRC32 header (added earlier in the same build step) is still signed.
+   */
+  private uploadPart(input: UploadPartCommandInput): UploadPartCommand {
+    const command = new UploadPartCommand(input);
+    if (!this.options.signPartPayloads) {
+      command.middlewareStack.add(
+        (next) => (args) => {
+          const request = args.request as { headers?: Record<string, string> };
+          if (request.headers) request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+          return next(args);
+        },
+        { step: 'build', name: 'kvdrUnsignedPartPayload' },
+      );
+    }
+    return command;
   }
 
   /** Reads back what S3 stored, so the manifest records S3's own answer rather than what was asked. */

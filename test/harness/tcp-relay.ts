@@ -13,6 +13,8 @@ export interface Relay {
 export interface RelayHooks {
   /** Makes a transform for each connection's server-to-client bytes (to damage them). */
   downstream?: () => Transform;
+  /** Makes a transform for each connection's client-to-server bytes (to read or damage them). */
+  upstream?: () => Transform;
   /** Sees the running total of server-to-client bytes. */
   onBytes?: (total: number) => void;
 }
@@ -45,7 +47,8 @@ export async function tcpRelay(target: number, hooks: RelayHooks = {}): Promise<
         upstream.destroy();
       });
     }
-    client.pipe(upstream);
+    if (hooks.upstream) client.pipe(hooks.upstream()).pipe(upstream);
+    else client.pipe(upstream);
     upstream.on('data', (chunk: Buffer) => {
       total += chunk.length;
       hooks.onBytes?.(total);

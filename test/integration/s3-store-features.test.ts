@@ -1,10 +1,12 @@
-import { GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { Transform } from 'node:stream';
 import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { S3Store } from '../../src/repository/s3-store.js';
 import { RepositoryError } from '../../src/util/errors.js';
 import { createTestBucket, minioClient, type TestBucket } from '../harness/minio.js';
 import { requireEnv } from '../harness/namespace.js';
+import { tcpRelay, type Relay } from '../harness/tcp-relay.js';
 import { readAll } from '../../src/util/streams.js';
 
 describe('S3 store: encryption, storage class, checksums, object lock and failures (MinIO)', () => {
@@ -96,6 +98,85 @@ describe('S3 store: encryption, storage class, checksums, object lock and failur
       const got = await client.send(new GetObjectCommand({ Bucket: bucket.name, Key: 'small', ChecksumMode: 'ENABLED' }));
       expect(got.ChecksumCRC32).toBe(expected.toString('base64'));
       expect(await got.Body?.transformToString()).toBe(small.toString());
+    } finally {
+      client.destroy();
+    }
+  });
+
+  type Tap = (chunk: Buffer, offset: number) => Buffer;
+  /** A store whose requests pass through a relay that hands each connection's upload bytes to a tap of its own. */
+  async function relayed(bucket: TestBucket, newTap: () => Tap, overrides = {}): Promise<S3Store> {
+    const relay = await tcpRelay(Number(new URL(requireEnv('KVDR_S3_ENDPOINT')).port), {
+      upstream: () => {
+        const tap = newTap();
+        let offset = 0;
+        return new Transform({
+          transform(chunk: Buffer, _encoding, done) {
+            const out = tap(chunk, offset);
+            offset += chunk.length;
+            done(null, out);
+          },
+        });
+      },
+    });
+    relays.push(relay);
+    return track(new S3Store({ ...bucket.repository({ endpoint: `http://127.0.0.1:${relay.port}`, ...overrides }), maxAttempts: 1 }));
+  }
+  const relays: Relay[] = [];
+  afterEach(async () => {
+    for (const relay of relays.splice(0)) await relay.close();
+  });
+
+  /** The payload hash each request of a kind was signed with, read off the wire. */
+  function payloadHashes(wire: string, request: RegExp): string[] {
+    return wire
+      .split('\r\n\r\n')
+      .filter((head) => request.test(head))
+      .map((head) => /x-amz-content-sha256: (\S+)/i.exec(head)?.[1] ?? 'none');
+  }
+
+  it('sends multipart parts unsigned with their CRC32, unless signPartPayloads; single-part objects are signed', async () => {
+    const bucket = await bucketFor('unsigned-parts');
+    for (const signPartPayloads of [false, true]) {
+      const connections: string[] = [];
+      const store = await relayed(bucket, () => {
+        const at = connections.push('') - 1;
+        return (chunk) => {
+          connections[at] += chunk.toString('latin1');
+          return chunk;
+        };
+      }, { signPartPayloads, partSizeMiB: 5 });
+      await store.put(`big-${signPartPayloads}`, Buffer.alloc(11 * 1024 * 1024, 7));
+      await store.put(`small-${signPartPayloads}`, Buffer.from('a manifest'));
+      const wire = connections.join('\r\n\r\n');
+      const parts = payloadHashes(wire, /^PUT \S+partNumber=/);
+      expect(parts).toHaveLength(3);
+      for (const hash of parts) expect(hash).toEqual(signPartPayloads ? expect.stringMatching(/^[0-9a-f]{64}$/) : 'UNSIGNED-PAYLOAD');
+      expect(wire.match(/^PUT \S+partNumber=[^]*?\r\n\r\n/gm)?.every((head) => /x-amz-checksum-crc32: /i.test(head))).toBe(true);
+      const single = payloadHashes(wire, new RegExp(`^PUT /${bucket.name}/small-${signPartPayloads}[ ?]`));
+      expect(single).toEqual([expect.stringMatching(/^[0-9a-f]{64}$/)]);
+    }
+  });
+
+  it('refuses a part damaged on the way (S3 checks its CRC32): the upload fails in one line and nothing is stored', async () => {
+    const bucket = await bucketFor('damaged-part');
+    // One byte flipped 1 MiB into every connection's upload bytes: inside the body of a 5 MiB part.
+    const at = 1024 * 1024;
+    const store = await relayed(bucket, () => (chunk, offset) => {
+      if (offset > at || offset + chunk.length <= at) return chunk;
+      const damaged = Buffer.from(chunk);
+      damaged[at - offset] = (damaged[at - offset] as number) ^ 0xff;
+      return damaged;
+    }, { partSizeMiB: 5 });
+
+    const err = await store.put('damaged', Buffer.alloc(11 * 1024 * 1024, 9)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RepositoryError);
+    expect((err as Error).message).toMatch(/cannot upload damaged: XAmzContentChecksumMismatch .*x-amz-checksum/);
+    expect((err as Error).message).not.toContain('\n');
+    const client = minioClient();
+    try {
+      expect(await store.head('damaged')).toBeUndefined();
+      expect((await client.send(new ListMultipartUploadsCommand({ Bucket: bucket.name }))).Uploads ?? []).toEqual([]);
     } finally {
       client.destroy();
     }
