@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import { pino, type Logger, type LevelWithSilent } from 'pino';
-import pretty from 'pino-pretty';
+import type { PrettyOptions, PrettyStream } from 'pino-pretty';
 
 export type { Logger };
 
@@ -38,7 +39,15 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const base = { level, redact: { paths: REDACT, censor: '[redacted]' }, base: { name: 'kvdr' } };
   if (usePretty) {
     // In-process pretty printing: no worker thread, so nothing is lost when the CLI exits promptly.
-    return pino(base, pretty({ destination, sync: true, ignore: 'pid,hostname,name', translateTime: 'SYS:HH:MM:ss' }));
+    return pino(base, loadPretty()({ destination, sync: true, ignore: 'pid,hostname,name', translateTime: 'SYS:HH:MM:ss' }));
   }
   return pino(base, destination);
+}
+
+/**
+ * pino-pretty (and its dependencies) load only for a terminal: a service or a job logging JSON never
+ * holds them (about 1 MiB of heap a backup would carry for nothing).
+ */
+function loadPretty(): (options: PrettyOptions) => PrettyStream {
+  return (createRequire(import.meta.url)('pino-pretty') as { default: (options: PrettyOptions) => PrettyStream }).default;
 }

@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { Writable } from 'node:stream';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/util/logger.js';
 
@@ -42,5 +44,21 @@ describe('logger', () => {
     expect(() => {
       JSON.parse(line ?? '');
     }).toThrow();
+  });
+
+  it('loads pino-pretty only for a terminal', async () => {
+    // A fresh process: whether a module is loaded is process-wide.
+    const script = `
+      import { createRequire } from 'node:module';
+      import { Writable } from 'node:stream';
+      const { createLogger } = await import(${JSON.stringify(new URL('../../src/util/logger.ts', import.meta.url).href)});
+      const loaded = () => Object.keys(createRequire(import.meta.url).cache).some((path) => path.includes('/pino-pretty/'));
+      const sink = new Writable({ write: (_chunk, _encoding, done) => done() });
+      createLogger({ destination: sink, pretty: false }).info('json');
+      const afterJson = loaded();
+      createLogger({ destination: sink, pretty: true }).info('pretty');
+      console.log(JSON.stringify({ afterJson, afterPretty: loaded() }));`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script]);
+    expect(JSON.parse(stdout)).toEqual({ afterJson: false, afterPretty: true });
   });
 });
