@@ -194,12 +194,19 @@ export class Segmenter {
     this.check();
   }
 
-  /** Stops uploading; what is spooled stays on disk for the next start to pick up. */
+  /**
+   * Stops uploading, at once: a backoff between failed attempts ends now rather than after up to 30 s
+   * (which would hold a stopping service open that long). What is spooled stays on disk for the next
+   * start to pick up.
+   */
   stop(): void {
     this.stopped = true;
+    this.wake?.();
   }
 
   private stopped = false;
+  /** Ends the current backoff early; set while uploadAll waits between attempts. */
+  private wake: (() => void) | undefined;
   /** When the newest batch added was received: a segment holds every change observed up to then. */
   private lastBatchAt: number | undefined;
 
@@ -226,7 +233,7 @@ export class Segmenter {
         }
         this.lastUploadError = oneLine(err);
         this.options.logger.warn({ key: next.key }, `change segment upload failed, kept in the spool and retried: ${this.lastUploadError}`);
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        await this.backoff(delay);
         delay = Math.min(delay * 2, 30_000);
         continue;
       }
@@ -238,6 +245,18 @@ export class Segmenter {
       await rm(next.path, { force: true });
       this.options.onDurable?.({ key: next.key, first: next.first, last: next.last, events: next.events, bytes: next.bytes });
     }
+  }
+
+  private backoff(ms: number): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    }).finally(() => (this.wake = undefined));
   }
 }
 
