@@ -15,7 +15,7 @@ import { oldestFirst, readCatalog } from '../repository/catalog.js';
 import type { Manifest } from '../repository/manifest.js';
 import type { ObjectStore } from '../repository/object-store.js';
 import { openStore } from '../repository/open-store.js';
-import { IntegrityError, UsageError } from '../util/errors.js';
+import { IntegrityError, ObjectNotFoundError, UsageError } from '../util/errors.js';
 import { fetchVerified } from './fetch-backup.js';
 import { describePoint, type PointInTime } from './point.js';
 import type { LocalArtifact } from './artifact.js';
@@ -138,25 +138,9 @@ export async function materialise(selected: SelectedChain, dir?: string): Promis
   const work = dir ?? (await mkdtemp(join(tmpdir(), 'kvdr-pitr-')));
   const cleanup = (): Promise<void> => rm(work, { recursive: true, force: true });
   try {
-    const changes = new Map<string, Change>();
     const valuesPath = join(work, 'values');
-    const values = createWriteStream(valuesPath);
-    let offset = 0;
-    const chain = readChain(selected.store, selected.path, baseRevisionOf(selected.base), selected.limit);
-    for await (const event of chain.events) {
-      const key = event.key.toString('latin1'); // one char per byte: string order is byte order
-      if (event.op === 'del') {
-        changes.set(key, { op: 'del', offset: 0, length: 0 });
-        continue;
-      }
-      if (!values.write(event.value)) await new Promise<void>((resolve) => values.once('drain', () => resolve()));
-      const { revision, createRevision, version, lease, flags } = event;
-      changes.set(key, { op: 'put', offset, length: event.value.length, meta: { revision, createRevision, version, lease, ...(flags !== undefined ? { flags } : {}) } });
-      offset += event.value.length;
-    }
-    await new Promise<void>((resolve, reject) => values.end((err?: Error | null) => (err ? reject(err) : resolve())));
-    const end = chain.end();
-    checkCoverage(selected, end);
+    const { changes, end, path } = await replay(selected, valuesPath);
+    checkCoverage({ ...selected, path }, end);
 
     const base = await fetchVerified({ manifest: selected.base, store: selected.store, repository: selected.repository });
     const out = join(work, 'state');
@@ -189,6 +173,46 @@ export async function materialise(selected: SelectedChain, dir?: string): Promis
   } catch (err) {
     await cleanup();
     throw err;
+  }
+}
+
+/**
+ * Replays the chain's changes up to the limit: each changed key once, its value in the values file.
+ * The leader merges old segments at any time, and may retire small ones between the listing that chose
+ * this path and their reads. The first segment found missing therefore sends the replay back, once, to
+ * a fresh listing, whose path takes the merged segment in their place; missing again is damage.
+ */
+async function replay(selected: SelectedChain, valuesPath: string): Promise<{ changes: Map<string, Change>; end: ChainEnd; path: ChainPath }> {
+  try {
+    return { ...(await replayPath(selected, selected.path, valuesPath)), path: selected.path };
+  } catch (err) {
+    if (!(err instanceof ObjectNotFoundError) || !selected.path.segments.some((s) => s.key === err.key)) throw err;
+    const segments = (await listSegments(selected.store, selected.base.job)).get(selected.base.id) ?? [];
+    const path = chainPath(selected.base.id, segments, baseRevisionOf(selected.base) + 1);
+    return { ...(await replayPath(selected, path, valuesPath)), path };
+  }
+}
+
+async function replayPath(selected: SelectedChain, path: ChainPath, valuesPath: string): Promise<{ changes: Map<string, Change>; end: ChainEnd }> {
+  const changes = new Map<string, Change>();
+  const values = createWriteStream(valuesPath);
+  let offset = 0;
+  try {
+    const chain = readChain(selected.store, path, baseRevisionOf(selected.base), selected.limit);
+    for await (const event of chain.events) {
+      const key = event.key.toString('latin1'); // one char per byte: string order is byte order
+      if (event.op === 'del') {
+        changes.set(key, { op: 'del', offset: 0, length: 0 });
+        continue;
+      }
+      if (!values.write(event.value)) await new Promise<void>((resolve) => values.once('drain', () => resolve()));
+      const { revision, createRevision, version, lease, flags } = event;
+      changes.set(key, { op: 'put', offset, length: event.value.length, meta: { revision, createRevision, version, lease, ...(flags !== undefined ? { flags } : {}) } });
+      offset += event.value.length;
+    }
+    return { changes, end: chain.end() };
+  } finally {
+    await new Promise<void>((resolve, reject) => values.end((err?: Error | null) => (err ? reject(err) : resolve())));
   }
 }
 

@@ -8,6 +8,9 @@ import type { KvdrConfig } from '../../src/config/schema.js';
 import { listSegments } from '../../src/repository/chains.js';
 import { FsStore } from '../../src/repository/fs-store.js';
 import { prune } from '../../src/repository/prune.js';
+import type { LocalArtifact } from '../../src/restore/artifact.js';
+import { openArtifact } from '../../src/restore/local-artifact.js';
+import { materialise, selectChain } from '../../src/restore/point-in-time.js';
 import { connectEtcd } from '../../src/sources/etcd/connect.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
 import { kvdr } from '../harness/cli.js';
@@ -60,6 +63,12 @@ describe('continuous chains: merging, retention and kvdr changes', () => {
       const small = (await listSegments(store, 'chain')).get(firstBase)?.length ?? 0;
       expect(small).toBeGreaterThan(3);
 
+      // A restore that listed the chain's segments before a merge retires some of them: its open tail is
+      // followed by more segments, and then merged with them.
+      const stale = await selectChain(config, { job: 'chain' });
+      const more = await randomEtcdWrites(etcd, prefix, 1_000, 40);
+      await waitFor(async () => (await chainEvents(store, 'chain')).last >= (more.at(-1) as WrittenChange).revision, 'the chain to reach more writes');
+
       // Merging: fewer objects, the same events, a recorded merge.
       const before = await chainEvents(store, 'chain');
       await new Promise((resolve) => setTimeout(resolve, 1_000));
@@ -69,6 +78,17 @@ describe('continuous chains: merging, retention and kvdr changes', () => {
       expect(segments.length).toBeLessThan(small);
       expect((await chainEvents(store, 'chain')).events).toEqual(before.events);
       expect(recorded.some((e) => e.type === 'segments-merged' && e.subject['base'] === firstBase)).toBe(true);
+
+      // That restore reads the merged segments instead (one fresh listing), and replays the same state.
+      expect(stale.path.segments.filter((old) => !segments.some((now) => now.key === old.key)).length).toBeGreaterThan(0);
+      const fresh = await selectChain(config, { job: 'chain' });
+      const [fromStale, fromFresh] = [await materialise(stale), await materialise(fresh)];
+      try {
+        expect(fromStale.end.revision).toBe(before.last);
+        expect(await recordsOf(fromStale.artifact)).toEqual(await recordsOf(fromFresh.artifact));
+      } finally {
+        await Promise.allSettled([fromStale.cleanup(), fromFresh.cleanup(), stale.store.close(), fresh.store.close()]);
+      }
 
       // A point inside the merged range restores exactly.
       const point = (written[Math.floor(written.length / 2)] as WrittenChange).revision;
@@ -109,3 +129,15 @@ describe('continuous chains: merging, retention and kvdr changes', () => {
     expect(gone.stderr).toMatch(/no continuous backup of job chain has a base at or before/);
   }, 120_000);
 });
+
+/** Every record of a local artifact, as hex key and value, in order. */
+async function recordsOf(artifact: LocalArtifact): Promise<string[]> {
+  const reader = openArtifact(artifact);
+  const out: string[] = [];
+  try {
+    for await (const record of reader.records()) out.push(`${record.key.toString('hex')}=${record.value.toString('hex')}`);
+  } finally {
+    await reader.close();
+  }
+  return out;
+}
