@@ -1,3 +1,4 @@
+import { ObjectNotFoundError } from '../util/errors.js';
 import { parseSegmentKey, segmentPrefix } from './layout.js';
 import type { ObjectStore } from './object-store.js';
 
@@ -77,4 +78,19 @@ export function chainPath(base: string, segments: readonly StoredSegment[], from
   const covered = segments.filter((s) => !used.has(s.key) && s.first <= end && s.first >= from);
   const stranded = segments.filter((s) => !used.has(s.key) && !covered.includes(s));
   return { base, segments: path, covered, stranded };
+}
+
+/**
+ * Whether a read of `path` failed because one of its segments is gone. The leader merges old segments
+ * at any time and retires the small ones once the merged one is stored, so a reader whose listing
+ * predates a merge can meet this; it should list the chain again (currentPath) and read that path, once.
+ * Gone a second time is damage, not a merge.
+ */
+export function segmentRetired(err: unknown, path: Pick<ChainPath, 'segments'>): boolean {
+  return err instanceof ObjectNotFoundError && path.segments.some((segment) => segment.key === err.key);
+}
+
+/** A chain's path as the repository holds it now: one fresh listing. */
+export async function currentPath(store: ObjectStore, job: string, base: string, from: number): Promise<ChainPath> {
+  return chainPath(base, (await listSegments(store, job)).get(base) ?? [], from);
 }

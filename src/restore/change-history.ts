@@ -1,6 +1,6 @@
 import type { RepositoryConfig } from '../config/schema.js';
 import { readChain } from '../repository/chain-reader.js';
-import { chainPath, listSegments } from '../repository/chains.js';
+import { chainPath, currentPath, listSegments, segmentRetired } from '../repository/chains.js';
 import { readCatalog } from '../repository/catalog.js';
 import type { Manifest } from '../repository/manifest.js';
 import type { ObjectStore } from '../repository/object-store.js';
@@ -51,18 +51,35 @@ export async function* changeHistory(store: ObjectStore, repository: RepositoryC
     if (query.since !== undefined && next && Date.parse(next.finishedAt) < query.since) continue;
     if (query.untilRevision !== undefined && revisionOf(base) > query.untilRevision) break;
     if (query.sinceRevision !== undefined && next && revisionOf(next) < query.sinceRevision) continue;
-    const values = await baseValues(store, repository, base, matches);
     const from = revisionOf(base) + 1;
-    const chain = readChain(store, chainPath(base.id, segments.get(base.id) ?? [], from), revisionOf(base), query.untilRevision !== undefined ? { revision: query.untilRevision } : query.until !== undefined ? { at: query.until } : {});
-    for await (const event of chain.events) {
-      if (!matches(event.key)) continue;
-      const id = event.key.toString('latin1');
-      const before = values.get(id);
-      if (event.op === 'put') values.set(id, event.value);
-      else values.delete(id);
-      if (query.since !== undefined && event.at < query.since) continue;
-      if (query.sinceRevision !== undefined && event.revision < query.sinceRevision) continue;
-      yield { job, base: base.id, op: event.op, key: event.key, ...(event.op === 'put' ? { value: event.value } : {}), ...(before ? { before } : {}), revision: event.revision, at: event.at };
+    let path = chainPath(base.id, segments.get(base.id) ?? [], from);
+    // The last revision handed out, and what a replay sent back by a merge (below) skips: a revision's
+    // changes are all in one segment, so a replay never stops inside one.
+    let yielded = 0;
+    let skip = 0;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const values = await baseValues(store, repository, base, matches);
+        const chain = readChain(store, path, revisionOf(base), query.untilRevision !== undefined ? { revision: query.untilRevision } : query.until !== undefined ? { at: query.until } : {});
+        for await (const event of chain.events) {
+          if (!matches(event.key)) continue;
+          const id = event.key.toString('latin1');
+          const before = values.get(id);
+          if (event.op === 'put') values.set(id, event.value);
+          else values.delete(id);
+          if (query.since !== undefined && event.at < query.since) continue;
+          if (query.sinceRevision !== undefined && event.revision < query.sinceRevision) continue;
+          if (event.revision <= skip) continue;
+          yield { job, base: base.id, op: event.op, key: event.key, ...(event.op === 'put' ? { value: event.value } : {}), ...(before ? { before } : {}), revision: event.revision, at: event.at };
+          yielded = event.revision;
+        }
+        break;
+      } catch (err) {
+        // A merge retired a segment since the listing: once more from a fresh listing (see segmentRetired).
+        if (attempt > 0 || !segmentRetired(err, path)) throw err;
+        path = await currentPath(store, job, base.id, from);
+        skip = yielded;
+      }
     }
   }
 }

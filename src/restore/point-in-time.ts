@@ -10,12 +10,12 @@ import { consulExportWriter } from '../formats/consul-export.js';
 import { EXPORT_FORMAT, EXPORT_VERSION, exportWriter } from '../formats/kvdr-export.js';
 import type { KvRecord } from '../formats/record.js';
 import { readChain, type ChainEnd, type ChainLimit } from '../repository/chain-reader.js';
-import { chainPath, listSegments, type ChainPath } from '../repository/chains.js';
+import { chainPath, currentPath, listSegments, segmentRetired, type ChainPath } from '../repository/chains.js';
 import { oldestFirst, readCatalog } from '../repository/catalog.js';
 import type { Manifest } from '../repository/manifest.js';
 import type { ObjectStore } from '../repository/object-store.js';
 import { openStore } from '../repository/open-store.js';
-import { IntegrityError, ObjectNotFoundError, UsageError } from '../util/errors.js';
+import { IntegrityError, UsageError } from '../util/errors.js';
 import { fetchVerified } from './fetch-backup.js';
 import { describePoint, type PointInTime } from './point.js';
 import type { LocalArtifact } from './artifact.js';
@@ -178,17 +178,15 @@ export async function materialise(selected: SelectedChain, dir?: string): Promis
 
 /**
  * Replays the chain's changes up to the limit: each changed key once, its value in the values file.
- * The leader merges old segments at any time, and may retire small ones between the listing that chose
- * this path and their reads. The first segment found missing therefore sends the replay back, once, to
- * a fresh listing, whose path takes the merged segment in their place; missing again is damage.
+ * A segment a merge retired since the listing sends the replay back, once, to a fresh listing, whose
+ * path takes the merged segment in its place (see segmentRetired).
  */
 async function replay(selected: SelectedChain, valuesPath: string): Promise<{ changes: Map<string, Change>; end: ChainEnd; path: ChainPath }> {
   try {
     return { ...(await replayPath(selected, selected.path, valuesPath)), path: selected.path };
   } catch (err) {
-    if (!(err instanceof ObjectNotFoundError) || !selected.path.segments.some((s) => s.key === err.key)) throw err;
-    const segments = (await listSegments(selected.store, selected.base.job)).get(selected.base.id) ?? [];
-    const path = chainPath(selected.base.id, segments, baseRevisionOf(selected.base) + 1);
+    if (!segmentRetired(err, selected.path)) throw err;
+    const path = await currentPath(selected.store, selected.base.job, selected.base.id, baseRevisionOf(selected.base) + 1);
     return { ...(await replayPath(selected, path, valuesPath)), path };
   }
 }

@@ -10,6 +10,7 @@ import { FsStore } from '../../src/repository/fs-store.js';
 import { prune } from '../../src/repository/prune.js';
 import type { LocalArtifact } from '../../src/restore/artifact.js';
 import { openArtifact } from '../../src/restore/local-artifact.js';
+import { changeHistory, type ChangeRecord } from '../../src/restore/change-history.js';
 import { materialise, selectChain } from '../../src/restore/point-in-time.js';
 import { connectEtcd } from '../../src/sources/etcd/connect.js';
 import { ExitCode } from '../../src/util/exit-codes.js';
@@ -66,6 +67,10 @@ describe('continuous chains: merging, retention and kvdr changes', () => {
       // A restore that listed the chain's segments before a merge retires some of them: its open tail is
       // followed by more segments, and then merged with them.
       const stale = await selectChain(config, { job: 'chain' });
+      // So does a `kvdr changes` that has begun reading.
+      const repository = config.repositories[0] as KvdrConfig['repositories'][number];
+      const history = changeHistory(store, repository, 'chain', { prefix: Buffer.from(prefix) })[Symbol.asyncIterator]();
+      const firstChange = await history.next();
       const more = await randomEtcdWrites(etcd, prefix, 1_000, 40);
       await waitFor(async () => (await chainEvents(store, 'chain')).last >= (more.at(-1) as WrittenChange).revision, 'the chain to reach more writes');
 
@@ -89,6 +94,13 @@ describe('continuous chains: merging, retention and kvdr changes', () => {
       } finally {
         await Promise.allSettled([fromStale.cleanup(), fromFresh.cleanup(), stale.store.close(), fresh.store.close()]);
       }
+
+      const listed = (records: ChangeRecord[]): string[] => records.map((r) => `${r.revision} ${r.op} ${r.key.toString()} ${r.before?.toString('hex') ?? '-'}`);
+      const afterMerge: ChangeRecord[] = [firstChange.value as ChangeRecord];
+      for (let next = await history.next(); !next.done; next = await history.next()) afterMerge.push(next.value);
+      const freshHistory: ChangeRecord[] = [];
+      for await (const record of changeHistory(store, repository, 'chain', { prefix: Buffer.from(prefix) })) freshHistory.push(record);
+      expect(listed(afterMerge)).toEqual(listed(freshHistory));
 
       // A point inside the merged range restores exactly.
       const point = (written[Math.floor(written.length / 2)] as WrittenChange).revision;
