@@ -247,7 +247,7 @@ export class S3Store implements ObjectStore {
 
   /**
    * An UploadPart, unsigned unless `signPartPayloads`: the SigV4 signer takes a payload hash already in
-   * the headers as it is, and the CRC32 header (added earlier in the same build step) is still signed.
+   * the headers as it is, and still signs the CRC32 header the SDK adds (the tests read both off the wire).
    */
   private uploadPart(input: UploadPartCommandInput): UploadPartCommand {
     const command = new UploadPartCommand(input);
