@@ -3,6 +3,7 @@ import { auditRepository } from '../audit/audit-repository.js';
 import type { KvdrConfig } from '../config/schema.js';
 import type { Logger } from '../util/logger.js';
 import { readCatalog } from './catalog.js';
+import { listSegments } from './chains.js';
 import { DATA, manifestKey, parseSegmentKey, SEGMENTS, segmentPrefix } from './layout.js';
 import type { Manifest } from './manifest.js';
 import type { ObjectStore } from './object-store.js';
@@ -61,9 +62,16 @@ async function pruneRepositories(options: PruneOptions, now: Date, grace: number
       const byJob = new Map<string, Manifest[]>();
       for (const m of catalog) byJob.set(m.job, [...(byJob.get(m.job) ?? []), m]);
       for (const job of config.jobs.filter((j) => j.repository === repository.name)) {
-        for (const decision of planRetention(byJob.get(job.name) ?? [], job.retention, now)) {
+        const manifests = byJob.get(job.name) ?? [];
+        const live = await liveChains(store, job.name, manifests);
+        for (const decision of planRetention(manifests, job.retention, now)) {
           if (decision.keep) {
             result.kept++;
+            continue;
+          }
+          if (live.has(decision.manifest.id)) {
+            result.kept++;
+            logger.info({ backup: decision.manifest.id, job: job.name }, `kept ${decision.manifest.id} past its retention: its chain is still being written, past the job's newest base`);
             continue;
           }
           const m = decision.manifest;
@@ -99,6 +107,24 @@ async function pruneRepositories(options: PruneOptions, now: Date, grace: number
       await store.close();
     }
   }
+}
+
+/**
+ * The bases of a continuous job whose chains are still being written: a segment of the chain starts
+ * past the job's newest base. A rebase ends the old chain exactly at the new base's revision, so an ended
+ * chain never does; a base taken on its own (`kvdr backup` of the job while `kvdr serve` follows it)
+ * leaves the followed chain running past it, and retention that counts bases would otherwise delete the
+ * chain being written, segments and all.
+ */
+async function liveChains(store: ObjectStore, job: string, manifests: readonly Manifest[]): Promise<Set<string>> {
+  const bases = manifests.filter((m) => m.kind === 'etcd-continuous' || m.kind === 'consul-continuous');
+  if (bases.length === 0) return new Set();
+  const newest = Math.max(...bases.map((m) => m.revision ?? m.raftIndex ?? 0));
+  const live = new Set<string>();
+  for (const [base, segments] of await listSegments(store, job)) {
+    if (segments.some((segment) => segment.first > newest)) live.add(base);
+  }
+  return live;
 }
 
 /** The segment keys of a continuous job's chain (none for other backups). */

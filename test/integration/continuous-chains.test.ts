@@ -5,6 +5,7 @@ import type { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContinuousJob } from '../../src/backup/continuous/continuous-job.js';
 import type { KvdrConfig } from '../../src/config/schema.js';
+import { readCatalog } from '../../src/repository/catalog.js';
 import { listSegments } from '../../src/repository/chains.js';
 import { FsStore } from '../../src/repository/fs-store.js';
 import { prune } from '../../src/repository/prune.js';
@@ -33,19 +34,23 @@ describe('continuous chains: merging, retention and kvdr changes', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('old segments are merged without breaking the chain; retention removes a whole chain; changes shows a delete with the value before it', async () => {
-    const prefix = `${uniqueName('chains')}/`;
+  const KEEP_LAST_ONE = { keepLast: 1, daily: 0, weekly: 0, monthly: 0, minDays: 0 };
+  /** A scope of its own with a seed key, a filesystem repository of its own, and a config file for the CLI. */
+  async function setup(name: string, jobs: Record<string, unknown>[]): Promise<{ prefix: string; repo: string; config: KvdrConfig; configPath: string; store: FsStore }> {
+    const prefix = `${uniqueName(name)}/`;
     await etcd.put(`${prefix}seed`).value('seed');
-    const repo = join(dir, 'repo');
-    const raw = {
-      sources: [{ name: 'e', type: 'etcd', endpoints: [requireEnv('KVDR_ETCD_ENDPOINT')], prefix }],
-      repositories: [{ name: 'local', type: 'fs', path: repo }],
-      jobs: [{ name: 'export', source: 'e', kind: 'etcd-export', schedule: '0 0 1 1 *', repository: 'local' }, { name: 'chain', source: 'e', kind: 'etcd-continuous', schedule: '0 0 1 1 *', repository: 'local', retention: { keepLast: 1, daily: 0, weekly: 0, monthly: 0, minDays: 0 }, continuous: { segmentSeconds: 0.3, mergeAfterMinutes: 0.01, mergeTargetBytes: 1024 ** 2, spoolDir: join(dir, 'spool') } }],
-    };
-    const config: KvdrConfig = testConfig(raw);
-    const configPath = join(dir, 'kvdr.yaml');
+    const repo = join(dir, `${name}-repo`);
+    const raw = { sources: [{ name: 'e', type: 'etcd', endpoints: [requireEnv('KVDR_ETCD_ENDPOINT')], prefix }], repositories: [{ name: 'local', type: 'fs', path: repo }], jobs };
+    const configPath = join(dir, `${name}.yaml`);
     await writeFile(configPath, JSON.stringify(raw));
-    const store = new FsStore({ path: repo });
+    return { prefix, repo, config: testConfig(raw), configPath, store: new FsStore({ path: repo }) };
+  }
+
+  it('old segments are merged without breaking the chain; retention removes a whole chain; changes shows a delete with the value before it', async () => {
+    const { prefix, repo, config, configPath, store } = await setup('chains', [
+      { name: 'export', source: 'e', kind: 'etcd-export', schedule: '0 0 1 1 *', repository: 'local' },
+      { name: 'chain', source: 'e', kind: 'etcd-continuous', schedule: '0 0 1 1 *', repository: 'local', retention: KEEP_LAST_ONE, continuous: { segmentSeconds: 0.3, mergeAfterMinutes: 0.01, mergeTargetBytes: 1024 ** 2, spoolDir: join(dir, 'chains-spool') } },
+    ]);
     const recorded: { type: string; subject: Record<string, unknown> }[] = [];
     const runner = new ContinuousJob({ config, job: config.jobs[1] as KvdrConfig['jobs'][number], logger: quietLogger, record: async (type, subject) => void recorded.push({ type, subject }) });
     runner.start();
@@ -139,6 +144,49 @@ describe('continuous chains: merging, retention and kvdr changes', () => {
     const gone = await kvdr(['--config', configPath, 'restore-from-s3', '--at', `rev:${(written[0] as WrittenChange).revision}`, '--job', 'chain', '--target', `etcd:${requireEnv('KVDR_ETCD_ENDPOINT')}`, '--to-prefix', `${uniqueName('gone')}/`]);
     expect(gone.code).toBe(ExitCode.Usage);
     expect(gone.stderr).toMatch(/no continuous backup of job chain has a base at or before/);
+  }, 120_000);
+
+  it('retention never deletes the chain being written, though a base taken on its own is newer', async () => {
+    const { prefix, config, configPath, store } = await setup('live', [
+      { name: 'live', source: 'e', kind: 'etcd-continuous', schedule: '0 0 1 1 *', repository: 'local', retention: KEEP_LAST_ONE, continuous: { segmentSeconds: 0.3, mergeAfterMinutes: 0, spoolDir: join(dir, 'live-spool') } },
+    ]);
+    const runner = new ContinuousJob({ config, job: config.jobs[0] as KvdrConfig['jobs'][number], logger: quietLogger, record: async () => undefined });
+    const followedSegments = async (base: string): Promise<number[]> => ((await listSegments(store, 'live')).get(base) ?? []).map((s) => s.first);
+    runner.start();
+    try {
+      await waitFor(async () => (await chainEvents(store, 'live').catch(() => undefined)) !== undefined, 'a base');
+      const early = await randomEtcdWrites(etcd, prefix, 600, 20);
+      const point = (early.at(-1) as WrittenChange).revision;
+      await waitFor(async () => (await chainEvents(store, 'live')).last >= point, 'the chain to hold the first writes');
+      const followed = (await chainEvents(store, 'live')).base;
+
+      // A base taken on its own, as `kvdr backup` of the job does while the service follows its chain.
+      const manual = await kvdr(['--config', configPath, 'backup', 'live']);
+      expect(manual.code, manual.stderr).toBe(0);
+      const manualBase = (await readCatalog(store, { job: 'live' })).at(-1);
+      expect(manualBase?.id).not.toBe(followed);
+      const manualRevision = manualBase?.revision ?? 0;
+      const later = await randomEtcdWrites(etcd, prefix, 600, 20);
+      const last = (later.at(-1) as WrittenChange).revision;
+      expect(last).toBeGreaterThan(manualRevision);
+      await waitFor(async () => (await followedSegments(followed)).some((first) => first > manualRevision), 'the followed chain to go on past the manual base');
+
+      // keepLast 1 keeps the newest base (the one taken on its own) and, past its rule, the chain being written.
+      const result = await prune({ config, logger: quietLogger, dryRun: false });
+      expect(result.deleted.filter((d) => d.job === 'live')).toEqual([]);
+      const kept = await followedSegments(followed);
+      expect(kept.length).toBeGreaterThan(0);
+      // It is still written, and still restores.
+      const after = Number((await etcd.put(`${prefix}after-prune`).value('x').exec()).header.revision);
+      await waitFor(async () => (await followedSegments(followed)).some((first) => first > Math.max(...kept)), 'a segment after the prune');
+      expect(after).toBeGreaterThan(last);
+      const scratch = `${uniqueName('live-restore')}/`;
+      const restored = await kvdr(['--config', configPath, 'restore-from-s3', '--at', `rev:${point}`, '--job', 'live', '--target', `etcd:${requireEnv('KVDR_ETCD_ENDPOINT')}`, '--to-prefix', scratch]);
+      expect(restored.code, restored.stderr).toBe(0);
+      expect(await etcdPrefixAt(etcd, Buffer.from(scratch))).toEqual(await etcdPrefixAt(etcd, Buffer.from(prefix), point));
+    } finally {
+      await runner.stop();
+    }
   }, 120_000);
 });
 
