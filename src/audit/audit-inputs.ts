@@ -1,7 +1,7 @@
 import type { KvdrConfig, RepositoryConfig } from '../config/schema.js';
 import { readCatalog } from '../repository/catalog.js';
 import { DATA, parseSegmentKey, SEGMENTS } from '../repository/layout.js';
-import type { Manifest } from '../repository/manifest.js';
+import { isChainBase, type Manifest } from '../repository/manifest.js';
 import type { ObjectStore, StoreProtection } from '../repository/object-store.js';
 import { openStore } from '../repository/open-store.js';
 import { checkChain, readTrail, type AuditEvent, type TrailCheck, type TrailItem } from './audit-log.js';
@@ -82,7 +82,7 @@ async function chainCoverage(store: ObjectStore, repository: string, manifests: 
     newest.set(id, { count: seen.count + 1, last: Math.max(seen.last, time) });
   }
   return manifests
-    .filter((m) => m.kind === 'etcd-continuous' || m.kind === 'consul-continuous')
+    .filter(isChainBase)
     .map((m) => {
       const seen = newest.get(`${m.job}/${m.id}`);
       const to = seen && seen.last > Date.parse(m.finishedAt) ? new Date(seen.last).toISOString() : m.finishedAt;

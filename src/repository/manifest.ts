@@ -51,3 +51,13 @@ export const manifestSchema = z.object({
 });
 
 export type Manifest = z.infer<typeof manifestSchema>;
+
+/** Whether a manifest is a continuous job's base: its chain of change segments starts after it. */
+export function isChainBase(manifest: Manifest): boolean {
+  return manifest.kind === 'etcd-continuous' || manifest.kind === 'consul-continuous';
+}
+
+/** The revision (etcd) or raft index (Consul) a backup is consistent at; a chain starts just after it. */
+export function baseRevision(manifest: Manifest): number {
+  return manifest.revision ?? manifest.raftIndex ?? 0;
+}

@@ -5,7 +5,7 @@ import type { Logger } from '../util/logger.js';
 import { readCatalog } from './catalog.js';
 import { listSegments } from './chains.js';
 import { DATA, manifestKey, parseSegmentKey, SEGMENTS, segmentPrefix } from './layout.js';
-import type { Manifest } from './manifest.js';
+import { baseRevision, isChainBase, type Manifest } from './manifest.js';
 import type { ObjectStore } from './object-store.js';
 import { openStore } from './open-store.js';
 import { planRetention } from './retention.js';
@@ -117,9 +117,9 @@ async function pruneRepositories(options: PruneOptions, now: Date, grace: number
  * chain being written, segments and all.
  */
 async function liveChains(store: ObjectStore, job: string, manifests: readonly Manifest[]): Promise<Set<string>> {
-  const bases = manifests.filter((m) => m.kind === 'etcd-continuous' || m.kind === 'consul-continuous');
+  const bases = manifests.filter(isChainBase);
   if (bases.length === 0) return new Set();
-  const newest = Math.max(...bases.map((m) => m.revision ?? m.raftIndex ?? 0));
+  const newest = Math.max(...bases.map(baseRevision));
   const live = new Set<string>();
   for (const [base, segments] of await listSegments(store, job)) {
     if (segments.some((segment) => segment.first > newest)) live.add(base);
@@ -129,7 +129,7 @@ async function liveChains(store: ObjectStore, job: string, manifests: readonly M
 
 /** The segment keys of a continuous job's chain (none for other backups). */
 async function chainKeys(store: ObjectStore, manifest: Manifest): Promise<string[]> {
-  if (manifest.kind !== 'etcd-continuous' && manifest.kind !== 'consul-continuous') return [];
+  if (!isChainBase(manifest)) return [];
   const keys: string[] = [];
   for await (const info of store.list(segmentPrefix(manifest.job, manifest.id))) keys.push(info.key);
   return keys;

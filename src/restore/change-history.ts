@@ -2,7 +2,7 @@ import type { RepositoryConfig } from '../config/schema.js';
 import { readChain } from '../repository/chain-reader.js';
 import { chainPath, currentPath, listSegments, segmentRetired } from '../repository/chains.js';
 import { readCatalog } from '../repository/catalog.js';
-import type { Manifest } from '../repository/manifest.js';
+import { baseRevision, isChainBase, type Manifest } from '../repository/manifest.js';
 import type { ObjectStore } from '../repository/object-store.js';
 import { fetchVerified } from './fetch-backup.js';
 import { openArtifact } from './local-artifact.js';
@@ -49,9 +49,9 @@ export async function* changeHistory(store: ObjectStore, repository: RepositoryC
     // A chain ends where the next begins: skip the ones wholly outside the range.
     if (query.until !== undefined && Date.parse(base.finishedAt) > query.until) break;
     if (query.since !== undefined && next && Date.parse(next.finishedAt) < query.since) continue;
-    if (query.untilRevision !== undefined && revisionOf(base) > query.untilRevision) break;
-    if (query.sinceRevision !== undefined && next && revisionOf(next) < query.sinceRevision) continue;
-    const from = revisionOf(base) + 1;
+    if (query.untilRevision !== undefined && baseRevision(base) > query.untilRevision) break;
+    if (query.sinceRevision !== undefined && next && baseRevision(next) < query.sinceRevision) continue;
+    const from = baseRevision(base) + 1;
     let path = chainPath(base.id, segments.get(base.id) ?? [], from);
     // The last revision handed out, and what a replay sent back by a merge (below) skips: a revision's
     // changes are all in one segment, so a replay never stops inside one.
@@ -60,7 +60,7 @@ export async function* changeHistory(store: ObjectStore, repository: RepositoryC
     for (let attempt = 0; ; attempt++) {
       try {
         const values = await baseValues(store, repository, base, matches);
-        const chain = readChain(store, path, revisionOf(base), query.untilRevision !== undefined ? { revision: query.untilRevision } : query.until !== undefined ? { at: query.until } : {});
+        const chain = readChain(store, path, baseRevision(base), query.untilRevision !== undefined ? { revision: query.untilRevision } : query.until !== undefined ? { at: query.until } : {});
         for await (const event of chain.events) {
           if (!matches(event.key)) continue;
           const id = event.key.toString('latin1');
@@ -84,10 +84,6 @@ export async function* changeHistory(store: ObjectStore, repository: RepositoryC
   }
 }
 
-function revisionOf(manifest: Manifest): number {
-  return manifest.revision ?? manifest.raftIndex ?? 0;
-}
-
 /** The base's values of the selected keys (verified download, one pass). */
 async function baseValues(store: ObjectStore, repository: RepositoryConfig, base: Manifest, matches: (key: Buffer) => boolean): Promise<Map<string, Buffer>> {
   const values = new Map<string, Buffer>();
@@ -105,6 +101,6 @@ async function baseValues(store: ObjectStore, repository: RepositoryConfig, base
 /** The continuous jobs whose chains live in a repository, from its catalog. */
 export async function continuousJobsIn(store: ObjectStore): Promise<string[]> {
   const jobs = new Set<string>();
-  for (const m of await readCatalog(store)) if (m.kind === 'etcd-continuous' || m.kind === 'consul-continuous') jobs.add(m.job);
+  for (const m of await readCatalog(store)) if (isChainBase(m)) jobs.add(m.job);
   return [...jobs];
 }

@@ -12,7 +12,7 @@ import type { KvRecord } from '../formats/record.js';
 import { readChain, type ChainEnd, type ChainLimit } from '../repository/chain-reader.js';
 import { chainPath, currentPath, listSegments, segmentRetired, type ChainPath } from '../repository/chains.js';
 import { oldestFirst, readCatalog } from '../repository/catalog.js';
-import type { Manifest } from '../repository/manifest.js';
+import { baseRevision, isChainBase, type Manifest } from '../repository/manifest.js';
 import type { ObjectStore } from '../repository/object-store.js';
 import { openStore } from '../repository/open-store.js';
 import { IntegrityError, UsageError } from '../util/errors.js';
@@ -57,7 +57,7 @@ export async function selectChain(config: KvdrConfig, selector: ChainSelector): 
     const store = openStore(repository);
     stores.push(store);
     for (const manifest of await readCatalog(store, selector.job ? { job: selector.job } : {})) {
-      if (manifest.kind !== 'etcd-continuous' && manifest.kind !== 'consul-continuous') continue;
+      if (!isChainBase(manifest)) continue;
       if (selector.clusterId !== undefined && manifest.source.clusterId !== selector.clusterId) continue;
       if (selector.at && !before(manifest, selector.at)) continue;
       candidates.push({ base: manifest, store, repository });
@@ -69,7 +69,7 @@ export async function selectChain(config: KvdrConfig, selector: ChainSelector): 
     const which = selector.job ? `job ${selector.job}` : selector.clusterId ? `cluster ${selector.clusterId}` : 'any continuous job';
     throw new UsageError(`no continuous backup of ${which} has a base${selector.at ? ` at or before ${describePoint(selector.at)}` : ''}; see kvdr backups list --kind etcd-continuous (or consul-continuous)`);
   }
-  const from = baseRevisionOf(chosen.base) + 1;
+  const from = baseRevision(chosen.base) + 1;
   const segments = (await listSegments(chosen.store, chosen.base.job)).get(chosen.base.id) ?? [];
   const limit: ChainLimit = !selector.at ? {} : 'revision' in selector.at ? { revision: selector.at.revision } : { at: selector.at.time.getTime() };
   const path = chainPath(chosen.base.id, segments, from);
@@ -83,7 +83,7 @@ export async function newestChainEnd(config: KvdrConfig, filter: { job?: string;
     const store = openStore(repository);
     try {
       const bases = (await readCatalog(store, filter.job ? { job: filter.job } : {})).filter(
-        (m) => (m.kind === 'etcd-continuous' || m.kind === 'consul-continuous') && (filter.clusterId === undefined || m.source.clusterId === filter.clusterId),
+        (m) => isChainBase(m) && (filter.clusterId === undefined || m.source.clusterId === filter.clusterId),
       );
       for (const job of new Set(bases.map((m) => m.job))) {
         const segments = await listSegments(store, job);
@@ -103,7 +103,7 @@ export async function newestChainEnd(config: KvdrConfig, filter: { job?: string;
 }
 
 function before(base: Manifest, at: PointInTime): boolean {
-  return 'revision' in at ? baseRevisionOf(base) <= at.revision : baseTime(base) <= at.time.getTime();
+  return 'revision' in at ? baseRevision(base) <= at.revision : baseTime(base) <= at.time.getTime();
 }
 
 /**
@@ -114,10 +114,6 @@ function before(base: Manifest, at: PointInTime): boolean {
 function baseTime(base: Manifest): number {
   const point = base.details['pointAt'];
   return typeof point === 'string' ? Date.parse(point) : Date.parse(base.finishedAt);
-}
-
-function baseRevisionOf(manifest: Manifest): number {
-  return manifest.revision ?? manifest.raftIndex ?? 0;
 }
 
 /** One key's state after the chain's changes: a put (value kept in the values file) or a delete. */
@@ -186,7 +182,7 @@ async function replay(selected: SelectedChain, valuesPath: string): Promise<{ ch
     return { ...(await replayPath(selected, selected.path, valuesPath)), path: selected.path };
   } catch (err) {
     if (!segmentRetired(err, selected.path)) throw err;
-    const path = await currentPath(selected.store, selected.base.job, selected.base.id, baseRevisionOf(selected.base) + 1);
+    const path = await currentPath(selected.store, selected.base.job, selected.base.id, baseRevision(selected.base) + 1);
     return { ...(await replayPath(selected, path, valuesPath)), path };
   }
 }
@@ -196,7 +192,7 @@ async function replayPath(selected: SelectedChain, path: ChainPath, valuesPath: 
   const values = createWriteStream(valuesPath);
   let offset = 0;
   try {
-    const chain = readChain(selected.store, path, baseRevisionOf(selected.base), selected.limit);
+    const chain = readChain(selected.store, path, baseRevision(selected.base), selected.limit);
     for await (const event of chain.events) {
       const key = event.key.toString('latin1'); // one char per byte: string order is byte order
       if (event.op === 'del') {

@@ -1,5 +1,6 @@
 import type { KvdrConfig } from '../config/schema.js';
 import { storedInflateCap } from '../formats/inflate.js';
+import { baseRevision } from '../repository/manifest.js';
 import { UsageError } from '../util/errors.js';
 import { fetchVerified, selectBackup, type BackupSelector } from './fetch-backup.js';
 import { chooseFreshestDump } from './freshest-dump.js';
@@ -122,7 +123,7 @@ export async function openInput(input: RestoreInput, options: InputOptions, lear
           keys: { relative: false, takenFrom: base.scope.prefix },
           ...(base.source.clusterId ? { clusterId: base.source.clusterId } : {}),
           facts,
-          reason: `point in time ${at}: base ${base.id} (${unit} ${base.revision ?? base.raftIndex ?? 0}) + ${read} change segment(s), replayed to ${unit} ${end.revision}${end.lastChange ? ` (last change at ${new Date(end.lastChange.at).toISOString()})` : ''}`,
+          reason: `point in time ${at}: base ${base.id} (${unit} ${baseRevision(base)}) + ${read} change segment(s), replayed to ${unit} ${end.revision}${end.lastChange ? ` (last change at ${new Date(end.lastChange.at).toISOString()})` : ''}`,
           close: cleanup,
         };
       } finally {

@@ -283,9 +283,8 @@ export function kvTargetConformance(name: string, backend: KvTargetBackend): voi
   });
 }
 
-/** The largest value refuse() accepts for this key, by binary search (refuse is pure and monotonic in size). */
 /**
- * Random bytes for a value near a target's limit, less two byte values. Consul (1.20) splits a raft
+ * Random bytes for a value near a target's limit, without two byte values. Consul (1.20) splits a raft
  * entry over 512 KiB into chunks, and its log store takes a chunk that begins with byte 41 (its
  * verifier-checkpoint message type) or 41 | 128 for a checkpoint, failing the write with HTTP 500
  * "failed updating verifier state: short buffer" (hashicorp/consul#23926). A chunk boundary falls
@@ -297,6 +296,7 @@ function randomNearLimit(size: number): Buffer {
   return value;
 }
 
+/** The largest value refuse() accepts for this key, by binary search (refuse is pure and monotonic in size). */
 export function largestAccepted(target: KvTarget, key: Buffer): number {
   let low = -1;
   let high = target.maxValueBytes + 1;

@@ -6,6 +6,7 @@ import { openSegment, readChain } from '../../repository/chain-reader.js';
 import { readCatalog } from '../../repository/catalog.js';
 import { chainPath, listSegments, type StoredSegment } from '../../repository/chains.js';
 import { mergedSegmentKey } from '../../repository/layout.js';
+import { baseRevision } from '../../repository/manifest.js';
 import type { ObjectStore } from '../../repository/object-store.js';
 import { IntegrityError, ObjectExistsError } from '../../util/errors.js';
 
@@ -81,7 +82,7 @@ export async function mergeJobChains(options: Omit<MergeOptions, 'base' | 'baseR
   const chains = await listSegments(options.store, options.job);
   let retired = 0;
   for (const base of (await readCatalog(options.store, { job: options.job })).filter((m) => chains.has(m.id))) {
-    retired += await mergeSegments({ ...options, base: base.id, baseRevision: base.revision ?? base.raftIndex ?? 0 });
+    retired += await mergeSegments({ ...options, base: base.id, baseRevision: baseRevision(base) });
   }
   return retired;
 }

@@ -8,18 +8,13 @@ import { readChain, openSegment, MAX_SEGMENT_INFLATED_BYTES } from '../../reposi
 import { chainPath, listSegments } from '../../repository/chains.js';
 import { readCatalog } from '../../repository/catalog.js';
 import { segmentKey } from '../../repository/layout.js';
-import type { Manifest } from '../../repository/manifest.js';
+import { baseRevision, type Manifest } from '../../repository/manifest.js';
 import type { ObjectStore } from '../../repository/object-store.js';
 import { IntegrityError, ObjectExistsError, oneLine } from '../../util/errors.js';
 import { hashCounter } from '../../util/hash-counter.js';
 import type { Logger } from '../../util/logger.js';
 import { spooledSegments, type ChainTip } from './segmenter.js';
 import { CHAIN_START } from '../../formats/change-segment.js';
-
-/** The revision (etcd) or raft index (Consul) a base export is consistent at. */
-export function baseRevision(manifest: Manifest): number {
-  return manifest.revision ?? manifest.raftIndex ?? 0;
-}
 
 /** The newest base of a continuous job, from its manifests. */
 export async function newestBase(store: ObjectStore, job: string): Promise<Manifest | undefined> {
