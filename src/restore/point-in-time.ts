@@ -130,7 +130,7 @@ interface Change {
  * like any other. Memory holds the keys that changed (each key once, with an offset into a values file
  * on disk), never the values: a long chain over a large scope costs disk, not memory.
  */
-export async function materialise(selected: SelectedChain, dir?: string): Promise<{ artifact: LocalArtifact; end: ChainEnd; cleanup: () => Promise<void> }> {
+export async function materialise(selected: SelectedChain, dir?: string): Promise<{ artifact: LocalArtifact; end: ChainEnd; path: ChainPath; cleanup: () => Promise<void> }> {
   const work = dir ?? (await mkdtemp(join(tmpdir(), 'kvdr-pitr-')));
   const cleanup = (): Promise<void> => rm(work, { recursive: true, force: true });
   try {
@@ -165,7 +165,7 @@ export async function materialise(selected: SelectedChain, dir?: string): Promis
       compression: 'none',
       label: `job ${selected.base.job} at ${selected.base.kind === 'consul-continuous' ? 'index' : 'revision'} ${end.revision}`,
     };
-    return { artifact, end, cleanup };
+    return { artifact, end, path, cleanup };
   } catch (err) {
     await cleanup();
     throw err;

@@ -114,8 +114,9 @@ export async function openInput(input: RestoreInput, options: InputOptions, lear
       learned({ backup: base.id, job: base.job, kind: base.kind, repository: selected.repository.name, at });
       try {
         checkCluster(base.id, base.source.clusterId, options.scope);
-        const { artifact, end, cleanup } = await materialise(selected);
-        const read = selected.path.segments.filter((s) => s.first <= end.revision).length;
+        // The path read: a fresh one when a merge retired part of the listed one meanwhile.
+        const { artifact, end, path, cleanup } = await materialise(selected);
+        const read = path.segments.filter((s) => s.first <= end.revision).length;
         const unit = base.kind === 'consul-continuous' ? 'index' : 'revision';
         const facts: InputFacts = { backup: base.id, job: base.job, kind: base.kind, repository: selected.repository.name, takenAt: end.durableAt ?? base.finishedAt, format: artifact.format, at, revision: end.revision, segments: read };
         return {

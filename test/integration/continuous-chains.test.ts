@@ -95,6 +95,7 @@ describe('continuous chains: merging, retention and kvdr changes', () => {
       const [fromStale, fromFresh] = [await materialise(stale), await materialise(fresh)];
       try {
         expect(fromStale.end.revision).toBe(before.last);
+        expect(fromStale.path.segments.some((segment) => segment.merged)).toBe(true);
         expect(await recordsOf(fromStale.artifact)).toEqual(await recordsOf(fromFresh.artifact));
       } finally {
         await Promise.allSettled([fromStale.cleanup(), fromFresh.cleanup(), stale.store.close(), fresh.store.close()]);
