@@ -16,7 +16,7 @@ export async function openEtcdSnapshot(source: SourceConfig): Promise<ArtifactSo
   try {
     // Status first: it proves the cluster is reachable and the credentials work before any upload starts.
     const status = await etcd.maintenance.status();
-    const snapshot = await openSnapshotStream(etcd);
+    const snapshot = await openSnapshotStream(etcd, source);
     const check = verifySnapshotTrailer(`etcd snapshot from ${source.endpoints.join(',')}`);
     const bytes = pipeline(snapshot.bytes, check, () => undefined);
     return {

@@ -157,9 +157,9 @@ describe('etcd backups into S3 and the filesystem', () => {
     try {
       await secured.ctl('put', `${scope}a`, '1');
       const repo = join(dir, uniqueName('auth'));
-      const cfg = (password: string) =>
+      const cfg = (password: string, username = 'root') =>
         testConfig({
-          sources: [{ name: 'src', type: 'etcd', endpoints: [secured.endpoint], clusterId: 'c1', auth: { username: 'root', password } }],
+          sources: [{ name: 'src', type: 'etcd', endpoints: [secured.endpoint], clusterId: 'c1', auth: { username, password } }],
           repositories: [{ name: 'dr', type: 'fs', path: repo }],
           jobs: [
             { name: 'snap', source: 'src', kind: 'etcd-snapshot', schedule: '0 * * * *', repository: 'dr' },
@@ -174,6 +174,17 @@ describe('etcd backups into S3 and the filesystem', () => {
       const wrong = await failureOf(runBackup({ config: cfg('wrong'), job: 'snap', logger: quietLogger }));
       expect(wrong.message).toMatch(/credentials were rejected/);
       expect(wrong.message).not.toContain('\n');
+      expect(await readCatalog(new FsStore({ path: repo }))).toHaveLength(2);
+
+      // A user who may read the scope but is not root: etcd refuses the snapshot call itself (its gRPC
+      // status, after Status succeeded), and that refusal is the one line, with nothing stored.
+      await secured.ctl('user', 'add', 'reader:read-pw');
+      await secured.ctl('role', 'add', 'scope-reader');
+      await secured.ctl('role', 'grant-permission', 'scope-reader', 'read', scope, '--prefix');
+      await secured.ctl('user', 'grant-role', 'reader', 'scope-reader');
+      const denied = await failureOf(runBackup({ config: cfg('read-pw', 'reader'), job: 'snap', logger: quietLogger }));
+      expect(denied.message).toMatch(/cannot take a snapshot: permission denied; .*root role for snapshots/);
+      expect(denied.message).not.toContain('\n');
       expect(await readCatalog(new FsStore({ path: repo }))).toHaveLength(2);
     } finally {
       await secured.stop();

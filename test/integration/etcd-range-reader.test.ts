@@ -72,7 +72,8 @@ describe('etcd3 Maintenance.Snapshot with authentication', () => {
   });
 
   it("fails through etcd3 1.1.2's own maintenance.snapshot() and works through kvdr's call", async () => {
-    const etcd = connectEtcd({ endpoints: [secured.endpoint], auth: { username: 'root', password: 'pw' } }, {});
+    const connection = { endpoints: [secured.endpoint], auth: { username: 'root', password: 'pw' } };
+    const etcd = connectEtcd(connection, {});
     try {
       // If this starts passing, the library bug is fixed and openSnapshotStream can use the library call.
       const stream = await etcd.maintenance.snapshot();
@@ -84,7 +85,7 @@ describe('etcd3 Maintenance.Snapshot with authentication', () => {
         }),
       );
       expect(broken.message).toMatch(/user name is empty/);
-      const ours = await readAll((await openSnapshotStream(etcd)).bytes);
+      const ours = await readAll((await openSnapshotStream(etcd, connection)).bytes);
       expect(ours.length % 512).toBe(32);
     } finally {
       etcd.close();

@@ -86,8 +86,8 @@ export function decodeRange(buffer: Buffer): RangePage {
 
 const EMPTY = Buffer.alloc(0);
 
-/** A cursor over protobuf bytes. */
-class Wire {
+/** A cursor over protobuf bytes (also reads the snapshot stream's response header). */
+export class Wire {
   constructor(
     private readonly buffer: Buffer,
     private at: number,
