@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { KvdrError, UsageError } from '../util/errors.js';
+import { dropIpServernameWarning } from '../util/known-warnings.js';
 import { VERSION } from '../util/version.js';
 import { runRestoreCommand } from './restore-options.js';
 import { runCli } from './run-cli.js';
@@ -73,4 +74,5 @@ async function readPxConfig(path: string, needed: boolean): Promise<PxConfig | u
   }
 }
 
+dropIpServernameWarning();
 process.exitCode = await runCli(pxKvdbRestoreProgram());
