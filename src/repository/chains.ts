@@ -28,6 +28,16 @@ export interface ChainPath {
   stranded: StoredSegment[];
 }
 
+/**
+ * The revision a chain is known to reach from a listing alone: its last merged segment's end, or its last
+ * small segment's first revision (a small segment's end is only in its header), or else its base's.
+ * Prune keeps a chain reaching past the job's newest base; a point-in-time restore replays, of one
+ * job's chains, the one reaching furthest.
+ */
+export function chainReach(baseRevision: number, segments: readonly StoredSegment[]): number {
+  return Math.max(baseRevision, ...segments.map((s) => s.last ?? s.first));
+}
+
 /** Every chain of a job, by base id, from one listing; segment lists in key (revision) order. */
 export async function listSegments(store: ObjectStore, job: string): Promise<Map<string, StoredSegment[]>> {
   const chains = new Map<string, StoredSegment[]>();

@@ -3,7 +3,7 @@ import { auditRepository } from '../audit/audit-repository.js';
 import type { KvdrConfig } from '../config/schema.js';
 import type { Logger } from '../util/logger.js';
 import { readCatalog } from './catalog.js';
-import { listSegments } from './chains.js';
+import { chainReach, listSegments } from './chains.js';
 import { DATA, manifestKey, parseSegmentKey, SEGMENTS, segmentPrefix } from './layout.js';
 import { baseRevision, isChainBase, type Manifest } from './manifest.js';
 import type { ObjectStore } from './object-store.js';
@@ -122,7 +122,7 @@ async function liveChains(store: ObjectStore, job: string, manifests: readonly M
   const newest = Math.max(...bases.map(baseRevision));
   const live = new Set<string>();
   for (const [base, segments] of await listSegments(store, job)) {
-    if (segments.some((segment) => segment.first > newest)) live.add(base);
+    if (chainReach(0, segments) > newest) live.add(base);
   }
   return live;
 }

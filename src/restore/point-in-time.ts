@@ -10,7 +10,7 @@ import { consulExportWriter } from '../formats/consul-export.js';
 import { EXPORT_FORMAT, EXPORT_VERSION, exportWriter } from '../formats/kvdr-export.js';
 import type { KvRecord } from '../formats/record.js';
 import { readChain, type ChainEnd, type ChainLimit } from '../repository/chain-reader.js';
-import { chainPath, currentPath, listSegments, segmentRetired, type ChainPath } from '../repository/chains.js';
+import { chainPath, chainReach, currentPath, listSegments, segmentRetired, type ChainPath } from '../repository/chains.js';
 import { oldestFirst, readCatalog } from '../repository/catalog.js';
 import { baseRevision, isChainBase, type Manifest } from '../repository/manifest.js';
 import type { ObjectStore } from '../repository/object-store.js';
@@ -69,11 +69,19 @@ export async function selectChain(config: KvdrConfig, selector: ChainSelector): 
     const which = selector.job ? `job ${selector.job}` : selector.clusterId ? `cluster ${selector.clusterId}` : 'any continuous job';
     throw new UsageError(`no continuous backup of ${which} has a base${selector.at ? ` at or before ${describePoint(selector.at)}` : ''}; see kvdr backups list --kind etcd-continuous (or consul-continuous)`);
   }
-  const from = baseRevision(chosen.base) + 1;
-  const segments = (await listSegments(chosen.store, chosen.base.job)).get(chosen.base.id) ?? [];
+  const chains = await listSegments(chosen.store, chosen.base.job);
+  // A base taken on its own (`kvdr backup` of a continuous job while `kvdr serve` follows the job's
+  // chain) heads a chain nobody writes, and the followed chain goes on past it. So of one job's chains,
+  // the one reaching furthest is replayed (the newer on a tie): it holds the followed changes.
+  const reach = (base: Manifest): number => chainReach(baseRevision(base), chains.get(base.id) ?? []);
+  const selected = candidates
+    .filter((c) => c.store === chosen.store && c.base.job === chosen.base.job)
+    .reduce((best, c) => (reach(c.base) > reach(best.base) ? c : best), chosen);
+  const from = baseRevision(selected.base) + 1;
+  const segments = chains.get(selected.base.id) ?? [];
   const limit: ChainLimit = !selector.at ? {} : 'revision' in selector.at ? { revision: selector.at.revision } : { at: selector.at.time.getTime() };
-  const path = chainPath(chosen.base.id, segments, from);
-  return { ...chosen, path, limit, ...(selector.atMost ? { atMost: true } : {}) };
+  const path = chainPath(selected.base.id, segments, from);
+  return { ...selected, path, limit, ...(selector.atMost ? { atMost: true } : {}) };
 }
 
 /** The newest durable point of any continuous job matching the filter, from catalogs and segment listings. */

@@ -185,6 +185,11 @@ describe('continuous chains: merging, retention and kvdr changes', () => {
       const restored = await kvdr(['--config', configPath, 'restore-from-s3', '--at', `rev:${point}`, '--job', 'live', '--target', `etcd:${requireEnv('KVDR_ETCD_ENDPOINT')}`, '--to-prefix', scratch]);
       expect(restored.code, restored.stderr).toBe(0);
       expect(await etcdPrefixAt(etcd, Buffer.from(scratch))).toEqual(await etcdPrefixAt(etcd, Buffer.from(prefix), point));
+      // A point past the manual base: the followed chain holds it (the manual base's own chain is empty).
+      const pastManual = `${uniqueName('live-past')}/`;
+      const past = await kvdr(['--config', configPath, 'restore-from-s3', '--at', `rev:${after}`, '--job', 'live', '--target', `etcd:${requireEnv('KVDR_ETCD_ENDPOINT')}`, '--to-prefix', pastManual]);
+      expect(past.code, past.stderr).toBe(0);
+      expect(await etcdPrefixAt(etcd, Buffer.from(pastManual))).toEqual(await etcdPrefixAt(etcd, Buffer.from(prefix), after));
     } finally {
       await runner.stop();
     }
