@@ -9,7 +9,8 @@
 #           ratio uses the mean of the two (the machine's load drifts during a run; the load average is
 #           printed at the end).
 # KVDR_NODE_FLAGS: node options for every kvdr run (e.g. --max-semi-space-size=1). Two extra zstd rows:
-#           8 MiB x 2 parts (the low-memory setting) and parts signed (signPartPayloads: true).
+#           16 MiB x 4 parts (the default before 2026-11-28, more in flight for a distant region) and
+#           parts signed (signPartPayloads: true).
 # Export:   `kvdr backup` of an etcd-export job vs `etcdctl get --prefix -w json` to a file.
 # Reports wall time, throughput and peak RSS (GNU time). Prints a markdown table.
 set -euo pipefail
@@ -32,15 +33,15 @@ cat >"$work/kvdr.yaml" <<YAML
 sources: [{name: etcd, type: etcd, endpoints: ["$KVDR_ETCD_ENDPOINT"], prefix: pwx/bench/}]
 repositories:
   - {name: minio, type: s3, bucket: bench, region: us-east-1, endpoint: "$KVDR_S3_ENDPOINT", forcePathStyle: true}
-  # The same bucket with 8 MiB parts, 2 in flight (defaults 16 MiB x 4): parts are reused buffers, partSize x (queueSize + 1).
-  - {name: minio-small, type: s3, bucket: bench, region: us-east-1, endpoint: "$KVDR_S3_ENDPOINT", forcePathStyle: true, partSizeMiB: 8, queueSize: 2}
+  # The same bucket with 16 MiB parts, 4 in flight (defaults 8 MiB x 2): parts are reused buffers, partSize x (queueSize + 1).
+  - {name: minio-wide, type: s3, bucket: bench, region: us-east-1, endpoint: "$KVDR_S3_ENDPOINT", forcePathStyle: true, partSizeMiB: 16, queueSize: 4}
   # The default upload with each part's bytes signed (SHA-256 here and in MinIO), as kvdr sent parts before 2026-11-28.
   - {name: minio-signed, type: s3, bucket: bench, region: us-east-1, endpoint: "$KVDR_S3_ENDPOINT", forcePathStyle: true, signPartPayloads: true}
 jobs:
   - {name: snap, source: etcd, kind: etcd-snapshot, compression: none, schedule: "0 * * * *", repository: minio}
   - {name: snap-gz, source: etcd, kind: etcd-snapshot, compression: gzip, schedule: "0 * * * *", repository: minio}
   - {name: snap-zst, source: etcd, kind: etcd-snapshot, compression: zstd, schedule: "0 * * * *", repository: minio}
-  - {name: snap-zst-small, source: etcd, kind: etcd-snapshot, compression: zstd, schedule: "0 * * * *", repository: minio-small}
+  - {name: snap-zst-wide, source: etcd, kind: etcd-snapshot, compression: zstd, schedule: "0 * * * *", repository: minio-wide}
   - {name: snap-zst-signed, source: etcd, kind: etcd-snapshot, compression: zstd, schedule: "0 * * * *", repository: minio-signed}
   - {name: export, source: etcd, kind: etcd-export, compression: gzip, schedule: "0 * * * *", repository: minio}
 YAML
@@ -82,8 +83,8 @@ measure "kvdr backup (etcd-snapshot, gzip) → MinIO" "$db_bytes" "${kvdr[@]}" b
 gzip_secs="$last_secs" gzip_kib="$last_kib"
 measure "kvdr backup (etcd-snapshot, zstd) → MinIO" "$db_bytes" "${kvdr[@]}" backup snap-zst
 zstd_secs="$last_secs" zstd_kib="$last_kib"
-measure "kvdr backup (etcd-snapshot, zstd, 8 MiB x 2 parts) → MinIO" "$db_bytes" "${kvdr[@]}" backup snap-zst-small
-small_secs="$last_secs" small_kib="$last_kib"
+measure "kvdr backup (etcd-snapshot, zstd, 16 MiB x 4 parts) → MinIO" "$db_bytes" "${kvdr[@]}" backup snap-zst-wide
+wide_secs="$last_secs" wide_kib="$last_kib"
 measure "kvdr backup (etcd-snapshot, zstd, parts signed) → MinIO" "$db_bytes" "${kvdr[@]}" backup snap-zst-signed
 signed_secs="$last_secs" signed_kib="$last_kib"
 reference " (again)"
@@ -95,7 +96,7 @@ echo
 stored() { node dist/cli/kvdr.js --config "$work/kvdr.yaml" backups list --job "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["bytes"]["stored"])'; }
 python3 - "$save_secs" "$cp_secs" "$(stored snap)" "$(stored snap-gz)" "$(stored snap-zst)" \
   "none:$none_secs:$none_kib" "gzip:$gzip_secs:$gzip_kib" "zstd:$zstd_secs:$zstd_kib" \
-  "zstd, 8 MiB x 2 parts:$small_secs:$small_kib" "zstd, parts signed (signPartPayloads):$signed_secs:$signed_kib" <<'PY'
+  "zstd, 16 MiB x 4 parts:$wide_secs:$wide_kib" "zstd, parts signed (signPartPayloads):$signed_secs:$signed_kib" <<'PY'
 import sys
 saves, cps = ([float(x) for x in a.split()] for a in sys.argv[1:3])
 s_none, s_gz, s_zst = (int(x) for x in sys.argv[3:6])

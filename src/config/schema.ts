@@ -100,10 +100,14 @@ const s3Repository = z.strictObject({
   credentials: z
     .strictObject({ accessKeyId: z.string().min(1), secretAccessKey: z.string().min(1), sessionToken: z.string().optional() })
     .optional(),
-  /** Multipart part size in MiB (S3 allows 5..5120). */
-  partSizeMiB: z.number().int().min(5).max(5120).default(16),
+  /**
+   * Multipart part size in MiB (S3 allows 5..5120). An upload holds partSizeMiB x (queueSize + 1) in
+   * reused buffers: 24 MiB by default (a zstd snapshot backup then peaks at about 140 MB RSS, see
+   * bench/README.md). Raise queueSize for more throughput to a distant region.
+   */
+  partSizeMiB: z.number().int().min(5).max(5120).default(8),
   /** Parts uploaded in parallel. */
-  queueSize: z.number().int().min(1).max(64).default(4),
+  queueSize: z.number().int().min(1).max(64).default(2),
   /**
    * Sign each multipart part's bytes into its SigV4 signature (a SHA-256 pass over every part, on both
    * ends). Off: parts go as UNSIGNED-PAYLOAD with their CRC32, which S3 checks.

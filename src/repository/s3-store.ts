@@ -38,10 +38,10 @@ export type S3StoreOptions = Omit<S3RepositoryConfig, 'type' | 'name' | 'forcePa
    * Size of a multipart part. Parts are reused buffers: an upload holds partSizeMiB × (queueSize + 1).
    * Larger when the size is known and would need more than 10,000 parts; for a stream of unknown size
    * the part size doubles every 1,000 parts.
-   * @defaultValue 16
+   * @defaultValue 8
    */
   partSizeMiB?: number;
-  /** Parts in flight at once; reading the body pauses while they are. @defaultValue 4 */
+  /** Parts in flight at once; reading the body pauses while they are. @defaultValue 2 */
   queueSize?: number;
   /** @defaultValue 3 */
   maxAttempts?: number;
@@ -103,7 +103,7 @@ export class S3Store implements ObjectStore {
     };
     const size = Buffer.isBuffer(body) ? body.length : options.contentLength;
     try {
-      await this.upload(params, body, firstPartSize((this.options.partSizeMiB ?? 16) * MiB, size));
+      await this.upload(params, body, firstPartSize((this.options.partSizeMiB ?? 8) * MiB, size));
     } catch (err) {
       if (isPreconditionFailed(err)) throw new ObjectExistsError(key);
       throw describeS3Error(err, this.location, `upload ${key}`);
@@ -197,7 +197,7 @@ export class S3Store implements ObjectStore {
    * failure (the body's or S3's) aborts the multipart upload, so nothing is left under the key.
    */
   private async upload(params: PutObjectCommandInput, body: Readable | Buffer, partSize: number): Promise<void> {
-    const queueSize = this.options.queueSize ?? 4;
+    const queueSize = this.options.queueSize ?? 2;
     const parts = Buffer.isBuffer(body) ? bufferParts(body, partSize) : streamParts(body, partSize, new PartBuffers());
     let uploadId: string | undefined;
     const done: CompletedPart[] = [];

@@ -30,7 +30,7 @@ describe('configuration', () => {
     expect(config.sources[0]?.endpoints).toEqual(['http://10.0.0.1:2379']);
     expect(config.jobs.map((j) => j.kind)).toEqual(['etcd-snapshot', 'etcd-export', 'consul-snapshot', 'consul-export', 'px-dumps', 'etcd-continuous', 'restore-test', 'verify']);
     expect(config.jobs.at(-1)?.verify).toEqual({ sample: 5 });
-    expect(config.repositories[0]).toMatchObject({ type: 's3', bucket: 'kvdr-backups', partSizeMiB: 16 });
+    expect(config.repositories[0]).toMatchObject({ type: 's3', bucket: 'kvdr-backups', partSizeMiB: 8, queueSize: 2 });
   });
 
   it('accepts the demo config, whose drill restores into a scratch prefix', async () => {
