@@ -32,7 +32,8 @@ export interface ChainPath {
  * The revision a chain is known to reach from a listing alone: its last merged segment's end, or its last
  * small segment's first revision (a small segment's end is only in its header), or else its base's.
  * Prune keeps a chain reaching past the job's newest base; a point-in-time restore replays, of one
- * job's chains, the one reaching furthest.
+ * job's chains, the one reaching furthest; `kvdr changes` reads a chain past the next base when it
+ * reaches past it.
  */
 export function chainReach(baseRevision: number, segments: readonly StoredSegment[]): number {
   return Math.max(baseRevision, ...segments.map((s) => s.last ?? s.first));

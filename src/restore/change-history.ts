@@ -1,6 +1,6 @@
 import type { RepositoryConfig } from '../config/schema.js';
 import { readChain } from '../repository/chain-reader.js';
-import { chainPath, currentPath, listSegments, segmentRetired } from '../repository/chains.js';
+import { chainPath, chainReach, currentPath, listSegments, segmentRetired } from '../repository/chains.js';
 import { readCatalog } from '../repository/catalog.js';
 import { baseRevision, isChainBase, type Manifest } from '../repository/manifest.js';
 import type { ObjectStore } from '../repository/object-store.js';
@@ -46,11 +46,13 @@ export async function* changeHistory(store: ObjectStore, repository: RepositoryC
   const segments = await listSegments(store, job);
   for (const [i, base] of bases.entries()) {
     const next = bases[i + 1];
-    // A chain ends where the next begins: skip the ones wholly outside the range.
+    // A chain ends where the next begins (skip the ones wholly outside the range), unless it goes on past
+    // it: a base taken on its own while the service follows this chain.
+    const endsAt = next && chainReach(baseRevision(base), segments.get(base.id) ?? []) <= baseRevision(next) ? next : undefined;
     if (query.until !== undefined && Date.parse(base.finishedAt) > query.until) break;
-    if (query.since !== undefined && next && Date.parse(next.finishedAt) < query.since) continue;
+    if (query.since !== undefined && endsAt && Date.parse(endsAt.finishedAt) < query.since) continue;
     if (query.untilRevision !== undefined && baseRevision(base) > query.untilRevision) break;
-    if (query.sinceRevision !== undefined && next && baseRevision(next) < query.sinceRevision) continue;
+    if (query.sinceRevision !== undefined && endsAt && baseRevision(endsAt) < query.sinceRevision) continue;
     const from = baseRevision(base) + 1;
     let path = chainPath(base.id, segments.get(base.id) ?? [], from);
     // The last revision handed out, and what a replay sent back by a merge (below) skips: a revision's

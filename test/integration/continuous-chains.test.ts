@@ -190,6 +190,12 @@ describe('continuous chains: merging, retention and kvdr changes', () => {
       const past = await kvdr(['--config', configPath, 'restore-from-s3', '--at', `rev:${after}`, '--job', 'live', '--target', `etcd:${requireEnv('KVDR_ETCD_ENDPOINT')}`, '--to-prefix', pastManual]);
       expect(past.code, past.stderr).toBe(0);
       expect(await etcdPrefixAt(etcd, Buffer.from(pastManual))).toEqual(await etcdPrefixAt(etcd, Buffer.from(prefix), after));
+      // kvdr changes since the manual base finds them in the followed chain too (not skipped as ended there).
+      const since = await kvdr(['--config', configPath, 'changes', '--job', 'live', '--since', `rev:${manualRevision + 1}`, '--json']);
+      expect(since.code, since.stderr).toBe(0);
+      const revisions = since.stdout.split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { revision: number }).revision);
+      expect(revisions).toContain(after);
+      expect(Math.min(...revisions)).toBeGreaterThan(manualRevision);
     } finally {
       await runner.stop();
     }
