@@ -25,8 +25,9 @@ export async function openEtcdSnapshot(source: SourceConfig): Promise<ArtifactSo
       bytes,
       describeError,
       facts: () => ({
-        // etcd 3.5+ stamps the stream with its revision; 3.4 does not, and then the revision that
-        // Status reported just before is recorded: a lower bound, never newer than the data.
+        // etcd 3.4 and 3.5 send no header with snapshot messages (the 3.5 test shows it), so the revision
+        // Status reported just before is recorded: a lower bound, never newer than the data. A server that
+        // stamps the first message's header has that revision recorded instead.
         revision: snapshot.revision() ?? Number(status.header.revision),
         details: {
           revisionFrom: snapshot.revision() === undefined ? 'status-before-snapshot' : 'snapshot-stream',

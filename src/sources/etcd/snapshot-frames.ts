@@ -27,7 +27,7 @@ export class SnapshotFrames extends Transform {
     super();
   }
 
-  /** The revision in the first message's header (etcd 3.5+ stamps it there), once it has arrived. */
+  /** The revision in the first message's header, once it has arrived, if etcd sent one (3.4 and 3.5 do not). */
   revision(): number | undefined {
     return this.firstRevision;
   }

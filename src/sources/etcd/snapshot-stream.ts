@@ -12,7 +12,7 @@ interface Pool {
 export interface SnapshotStream {
   /** The bytes exactly as `etcdctl snapshot save` writes them: the bbolt db, then its 32-byte sha256. */
   bytes: Readable;
-  /** The revision etcd reported with the first message (known once bytes start flowing). */
+  /** The revision in the first message's header, if etcd sent one (3.4 and 3.5 do not). */
   revision(): number | undefined;
 }
 
