@@ -11,17 +11,47 @@ export interface CatalogFilter {
 /**
  * The backups a repository holds, rebuilt from a listing of its manifests every time: there is no
  * index to fall out of step with the objects. Sorted oldest first.
+ *
+ * Manifests are write-once, so each is read once for as long as the listing shows the same object
+ * (size, ETag, modification time; a manifest overwritten in place is read again): `kvdr serve`, which
+ * reads the catalog for every run, prune, drill and status page, GETs only the manifests new since its
+ * last look. What a listing no longer shows leaves the cache with it.
  */
 export async function readCatalog(store: ObjectStore, filter: CatalogFilter = {}): Promise<Manifest[]> {
   const prefix = filter.job ? `${MANIFESTS}${filter.job}/` : MANIFESTS;
-  const keys: string[] = [];
+  const cached = cacheOf(store.location);
+  const listed: { key: string; stamp: string }[] = [];
   for await (const info of store.list(prefix)) {
-    if (parseManifestKey(info.key)) keys.push(info.key);
+    if (parseManifestKey(info.key)) listed.push({ key: info.key, stamp: `${info.size}/${info.etag ?? ''}/${info.lastModified.getTime()}` });
   }
-  const manifests = await mapLimited(keys, 16, (key) => readManifest(store, key));
+  const shown = new Set(listed.map((l) => l.key));
+  for (const key of cached.keys()) if (key.startsWith(prefix) && !shown.has(key)) cached.delete(key);
+  const manifests = await mapLimited(listed, 16, async ({ key, stamp }) => {
+    const hit = cached.get(key);
+    if (hit?.stamp === stamp) return hit.manifest;
+    const manifest = await readManifest(store, key);
+    cached.set(key, { stamp, manifest });
+    return manifest;
+  });
   return manifests
     .filter((m) => filter.kind === undefined || m.kind === filter.kind)
-    .sort(oldestFirst);
+    .sort(oldestFirst)
+    .map((m) => structuredClone(m)); // callers get their own copies: the cached ones stay as read
+}
+
+/** A parsed manifest by key, with the listing stamp it was read under. */
+type ManifestCache = Map<string, { stamp: string; manifest: Manifest }>;
+
+/** By repository location. */
+const manifestCache = new Map<string, ManifestCache>();
+
+function cacheOf(location: string): ManifestCache {
+  let cached = manifestCache.get(location);
+  if (!cached) {
+    cached = new Map() as ManifestCache;
+    manifestCache.set(location, cached);
+  }
+  return cached;
 }
 
 /**
