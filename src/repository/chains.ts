@@ -1,5 +1,6 @@
 import { ObjectNotFoundError } from '../util/errors.js';
 import { parseSegmentKey, segmentPrefix } from './layout.js';
+import { baseRevision, type Manifest } from './manifest.js';
 import type { ObjectStore } from './object-store.js';
 
 /** One stored change segment, as a listing alone describes it. */
@@ -29,14 +30,19 @@ export interface ChainPath {
 }
 
 /**
- * The revision a chain is known to reach from a listing alone: its last merged segment's end, or its last
- * small segment's first revision (a small segment's end is only in its header), or else its base's.
- * Prune keeps a chain reaching past the job's newest base; a point-in-time restore replays, of one
- * job's chains, the one reaching furthest; `kvdr changes` reads a chain past the next base when it
- * reaches past it.
+ * Whether a chain goes on past a newer base of its job: it has a small segment starting past that
+ * base's revision and written after the base was taken. That happens when a base is taken on its own
+ * (`kvdr backup` of a continuous job) while `kvdr serve` follows this chain, which then holds the
+ * changes after that base: prune keeps it, a point-in-time restore past that base replays it, and
+ * `kvdr changes` reads it past that base. A chain that merely reached further before its source went
+ * back (a restored Consul, a new etcd cluster: the next base has lower revisions) was written before
+ * the newer base, so it does not go on past it. Merged segments say nothing here: a merge rewrites old
+ * segments at any time.
  */
-export function chainReach(baseRevision: number, segments: readonly StoredSegment[]): number {
-  return Math.max(baseRevision, ...segments.map((s) => s.last ?? s.first));
+export function goesOnPast(segments: readonly StoredSegment[], newer: Manifest): boolean {
+  const revision = baseRevision(newer);
+  const takenAt = Date.parse(newer.finishedAt);
+  return segments.some((s) => !s.merged && s.first > revision && s.lastModified.getTime() > takenAt);
 }
 
 /** Every chain of a job, by base id, from one listing; segment lists in key (revision) order. */

@@ -3,9 +3,9 @@ import { auditRepository } from '../audit/audit-repository.js';
 import type { KvdrConfig } from '../config/schema.js';
 import type { Logger } from '../util/logger.js';
 import { readCatalog } from './catalog.js';
-import { chainReach, listSegments } from './chains.js';
+import { goesOnPast, listSegments } from './chains.js';
 import { DATA, manifestKey, parseSegmentKey, SEGMENTS, segmentPrefix } from './layout.js';
-import { baseRevision, isChainBase, type Manifest } from './manifest.js';
+import { isChainBase, type Manifest } from './manifest.js';
 import type { ObjectStore } from './object-store.js';
 import { openStore } from './open-store.js';
 import { planRetention } from './retention.js';
@@ -110,19 +110,18 @@ async function pruneRepositories(options: PruneOptions, now: Date, grace: number
 }
 
 /**
- * The bases of a continuous job whose chains are still being written: a segment of the chain starts
- * past the job's newest base. A rebase ends the old chain exactly at the new base's revision, so an ended
- * chain never does; a base taken on its own (`kvdr backup` of the job while `kvdr serve` follows it)
- * leaves the followed chain running past it, and retention that counts bases would otherwise delete the
- * chain being written, segments and all.
+ * The bases of a continuous job whose chains are still being written past the job's newest base (see
+ * goesOnPast). A rebase ends the old chain exactly at the new base's revision, so an ended chain never
+ * is; a base taken on its own (`kvdr backup` of the job while `kvdr serve` follows it) leaves the
+ * followed chain running past it, and retention that counts bases would otherwise delete the chain
+ * being written, segments and all. `manifests` are oldest first, as the catalog gives them.
  */
 async function liveChains(store: ObjectStore, job: string, manifests: readonly Manifest[]): Promise<Set<string>> {
-  const bases = manifests.filter(isChainBase);
-  if (bases.length === 0) return new Set();
-  const newest = Math.max(...bases.map(baseRevision));
+  const newest = manifests.filter(isChainBase).at(-1);
+  if (!newest) return new Set();
   const live = new Set<string>();
   for (const [base, segments] of await listSegments(store, job)) {
-    if (chainReach(0, segments) > newest) live.add(base);
+    if (base !== newest.id && goesOnPast(segments, newest)) live.add(base);
   }
   return live;
 }

@@ -1,6 +1,6 @@
 import type { RepositoryConfig } from '../config/schema.js';
 import { readChain } from '../repository/chain-reader.js';
-import { chainPath, chainReach, currentPath, listSegments, segmentRetired } from '../repository/chains.js';
+import { chainPath, currentPath, goesOnPast, listSegments, segmentRetired } from '../repository/chains.js';
 import { readCatalog } from '../repository/catalog.js';
 import { baseRevision, isChainBase, type Manifest } from '../repository/manifest.js';
 import type { ObjectStore } from '../repository/object-store.js';
@@ -48,7 +48,7 @@ export async function* changeHistory(store: ObjectStore, repository: RepositoryC
     const next = bases[i + 1];
     // A chain ends where the next begins (skip the ones wholly outside the range), unless it goes on past
     // it: a base taken on its own while the service follows this chain.
-    const endsAt = next && chainReach(baseRevision(base), segments.get(base.id) ?? []) <= baseRevision(next) ? next : undefined;
+    const endsAt = next && !goesOnPast(segments.get(base.id) ?? [], next) ? next : undefined;
     if (query.until !== undefined && Date.parse(base.finishedAt) > query.until) break;
     if (query.since !== undefined && endsAt && Date.parse(endsAt.finishedAt) < query.since) continue;
     if (query.untilRevision !== undefined && baseRevision(base) > query.untilRevision) break;

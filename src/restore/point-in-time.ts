@@ -10,7 +10,7 @@ import { consulExportWriter } from '../formats/consul-export.js';
 import { EXPORT_FORMAT, EXPORT_VERSION, exportWriter } from '../formats/kvdr-export.js';
 import type { KvRecord } from '../formats/record.js';
 import { readChain, type ChainEnd, type ChainLimit } from '../repository/chain-reader.js';
-import { chainPath, chainReach, currentPath, listSegments, segmentRetired, type ChainPath } from '../repository/chains.js';
+import { chainPath, currentPath, goesOnPast, listSegments, segmentRetired, type ChainPath } from '../repository/chains.js';
 import { oldestFirst, readCatalog } from '../repository/catalog.js';
 import { baseRevision, isChainBase, type Manifest } from '../repository/manifest.js';
 import type { ObjectStore } from '../repository/object-store.js';
@@ -71,12 +71,10 @@ export async function selectChain(config: KvdrConfig, selector: ChainSelector): 
   }
   const chains = await listSegments(chosen.store, chosen.base.job);
   // A base taken on its own (`kvdr backup` of a continuous job while `kvdr serve` follows the job's
-  // chain) heads a chain nobody writes, and the followed chain goes on past it. So of one job's chains,
-  // the one reaching furthest is replayed (the newer on a tie): it holds the followed changes.
-  const reach = (base: Manifest): number => chainReach(baseRevision(base), chains.get(base.id) ?? []);
-  const selected = candidates
-    .filter((c) => c.store === chosen.store && c.base.job === chosen.base.job)
-    .reduce((best, c) => (reach(c.base) > reach(best.base) ? c : best), chosen);
+  // chain) heads a chain nobody writes, and the followed chain goes on past it: that one holds the
+  // changes after the base, so it is replayed (the newest such, of the same job and repository).
+  const followed = candidates.filter((c) => c !== chosen && c.store === chosen.store && c.base.job === chosen.base.job && goesOnPast(chains.get(c.base.id) ?? [], chosen.base)).at(-1);
+  const selected = followed ?? chosen;
   const from = baseRevision(selected.base) + 1;
   const segments = chains.get(selected.base.id) ?? [];
   const limit: ChainLimit = !selector.at ? {} : 'revision' in selector.at ? { revision: selector.at.revision } : { at: selector.at.time.getTime() };
